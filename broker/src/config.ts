@@ -1,0 +1,92 @@
+/**
+ * Every setting the broker reads, from the environment, validated at start.
+ * One table here is the single source of truth; the README's configuration table mirrors it.
+ */
+import ipaddr from 'ipaddr.js';
+
+export interface Config {
+  httpPort: number;
+  httpHost: string;
+  trustedProxies: string[];
+  rateLimits: boolean;
+  rateAnonPerMin: number;
+  rateSendPerMin: number;
+  rateWaitPerMin: number;
+  ratePingPerMin: number;
+  waitTimeoutS: number;
+  maxBodyBytes: number;
+  inviteTtlS: number;
+  listenerTtlS: number;
+  messageTtlS: number;
+  tokenTtlS: number;
+  queueMaxMessages: number;
+  queueMaxBytes: number;
+  sweepIntervalS: number;
+  drainTimeoutS: number;
+  logLevel: string;
+}
+
+export class ConfigError extends Error {}
+
+type Env = Record<string, string | undefined>;
+
+function int(env: Env, name: string, def: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return def;
+  if (!/^\d+$/.test(raw.trim())) throw new ConfigError(`${name} must be a whole number, got "${raw}"`);
+  const n = Number(raw.trim());
+  if (n < min || n > max) throw new ConfigError(`${name} must be between ${min} and ${max}, got ${n}`);
+  return n;
+}
+
+function onOff(env: Env, name: string, def: boolean): boolean {
+  const raw = (env[name] ?? '').trim().toLowerCase();
+  if (raw === '') return def;
+  if (['on', 'true', '1', 'yes'].includes(raw)) return true;
+  if (['off', 'false', '0', 'no'].includes(raw)) return false;
+  throw new ConfigError(`${name} must be "on" or "off", got "${env[name]}"`);
+}
+
+function cidrs(env: Env, name: string): string[] {
+  const raw = (env[name] ?? '').trim();
+  if (raw === '') return [];
+  return raw.split(',').map((s) => s.trim()).filter(Boolean).map((c) => {
+    try {
+      if (c.includes('/')) ipaddr.parseCIDR(c);
+      else ipaddr.parse(c);
+    } catch {
+      throw new ConfigError(`${name} must be a comma-separated list of IPs or CIDRs, bad entry "${c}"`);
+    }
+    return c;
+  });
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+export function loadConfig(env: Env = process.env): Config {
+  const host = (env.HTTP_HOST ?? '').trim() || '0.0.0.0';
+  if (host !== 'localhost' && !ipaddr.isValid(host)) throw new ConfigError(`HTTP_HOST must be an IP address or "localhost", got "${host}"`);
+  const logLevel = (env.LOG_LEVEL ?? '').trim() || 'info';
+  if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
+  return {
+    httpPort: int(env, 'HTTP_PORT', 3000, 0, 65535),
+    httpHost: host,
+    trustedProxies: cidrs(env, 'TRUSTED_PROXIES'),
+    rateLimits: onOff(env, 'RATE_LIMITS', true),
+    rateAnonPerMin: int(env, 'RATE_ANON_PER_MIN', 30, 1, 1_000_000),
+    rateSendPerMin: int(env, 'RATE_SEND_PER_MIN', 120, 1, 1_000_000),
+    rateWaitPerMin: int(env, 'RATE_WAIT_PER_MIN', 240, 1, 1_000_000),
+    ratePingPerMin: int(env, 'RATE_PING_PER_MIN', 120, 1, 1_000_000),
+    waitTimeoutS: int(env, 'WAIT_TIMEOUT_S', 110, 1, 3600),
+    maxBodyBytes: int(env, 'MAX_BODY_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
+    inviteTtlS: int(env, 'INVITE_TTL_S', 3600, 10, 30 * 86400),
+    listenerTtlS: int(env, 'LISTENER_TTL_S', 86400, 10, 30 * 86400),
+    messageTtlS: int(env, 'MESSAGE_TTL_S', 3600, 5, 7 * 86400),
+    tokenTtlS: int(env, 'TOKEN_TTL_S', 86400, 60, 365 * 86400),
+    queueMaxMessages: int(env, 'QUEUE_MAX_MESSAGES', 100, 1, 100_000),
+    queueMaxBytes: int(env, 'QUEUE_MAX_BYTES', 8 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    sweepIntervalS: int(env, 'SWEEP_INTERVAL_S', 30, 1, 3600),
+    drainTimeoutS: int(env, 'DRAIN_TIMEOUT_S', 10, 0, 600),
+    logLevel,
+  };
+}
