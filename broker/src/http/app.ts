@@ -113,11 +113,7 @@ export function createApp(deps: { engine: Engine; store: Store; config: Config; 
   });
 
   app.use(r.routes());
-  app.use(r.allowedMethods({ throw: true })); // 405 with Allow for a known path and a wrong method
-  app.use((ctx) => {
-    ctx.status = 404;
-    ctx.body = { error: 'Not found', code: 'not_found' };
-  });
+  app.use(r.allowedMethods()); // 405 with Allow for a known path and a wrong method
   return app;
 }
 
@@ -157,8 +153,13 @@ function errorsAsJson(log: Logger, metrics: Metrics) {
     const started = performance.now();
     try {
       await next();
+      if (ctx.status === 405) ctx.body = { error: 'Method not allowed', code: 'method_not_allowed' };
+      else if (ctx.status === 404 && ctx.body === undefined) {
+        ctx.status = 404; // explicit, or Koa turns it into a 200 once a body is set
+        ctx.body = { error: 'Not found', code: 'not_found' };
+      }
     } catch (e) {
-      const err = e as Error & { status?: number; expose?: boolean; headers?: Record<string, string> };
+      const err = e as Error & { status?: number; expose?: boolean };
       if (err instanceof ParleyError) {
         ctx.status = err.status;
         ctx.body = { error: err.message, code: err.code };
@@ -167,7 +168,6 @@ function errorsAsJson(log: Logger, metrics: Metrics) {
         // Koa/koa-body client errors (bad JSON, 405, 413…): a clear message, never a stack.
         ctx.status = err.status;
         ctx.body = { error: clientErrorText(err), code: clientErrorCode(err.status) };
-        if (err.headers?.Allow) ctx.set('Allow', err.headers.Allow);
       } else {
         log.error({ err: { type: err.name, message: err.message } }, 'internal error');
         ctx.status = 500;
