@@ -36,6 +36,14 @@ export function createApp(deps: { engine: Engine; store: Store; config: Config; 
   };
 
   app.use(errorsAsJson(log, metrics));
+  // While draining, every response closes its connection so the process can exit promptly.
+  app.use(async (ctx, next) => {
+    try {
+      await next();
+    } finally {
+      if (engine.isDraining) ctx.set('Connection', 'close');
+    }
+  });
 
   const r = new Router();
   r.get('/health', (ctx) => {
