@@ -390,7 +390,8 @@ export class Engine {
   private depart(room: Room, me: Member, why: 'left' | 'expired'): void {
     const partner = room.members.find((m) => m !== me);
     const closes = me.role === 'host';
-    this.removeMember(room, me, frameNotice(why === 'left' ? 'You left the room.' : 'Your session expired.'));
+    // Whoever leaves knows it already; only a wait it still holds needs an answer.
+    this.removeMember(room, me, frameNotice(why === 'left' ? 'You left the room.' : 'Your session expired.'), why === 'expired');
     if (!partner) return;
     if (closes) {
       const text = why === 'left' ? `The host (${me.agentId}) closed the room. The session is over.` : `The host's session (${me.agentId}) expired. The session is over.`;
@@ -464,7 +465,7 @@ export class Engine {
     item.timer.unref();
   }
 
-  private removeMember(room: Room, m: Member, farewell: string): void {
+  private removeMember(room: Room, m: Member, farewell: string, keepForNextWait = true): void {
     for (const item of m.queue) if (item.timer) clearTimeout(item.timer);
     m.queue = [];
     m.queueBytes = 0;
@@ -473,7 +474,7 @@ export class Engine {
       m.waiter = null;
       clearTimeout(w.timer);
       w.resolve({ body: farewell, settle: () => {} });
-    } else {
+    } else if (keepForNextWait) {
       this.setFinalNotice(m.hash, farewell);
     }
     room.members = room.members.filter((x) => x !== m);

@@ -202,3 +202,16 @@ describe('leaving', () => {
     expect((await api.leave(joiner)).json).toEqual({ ok: true });
   });
 });
+
+describe('leaving while a wait is held', () => {
+  it('answers the held wait, and a later wait is simply "Not in a room"', async () => {
+    const api = client((await broker()).url);
+    const { host, joiner } = await api.pair();
+    const held = api.wait(joiner, 10);
+    while ((await api.ping(host)).json.partner_last_seen_ms !== 0) await new Promise((r) => setTimeout(r, 20));
+    await api.leave(joiner);
+    expect((await held).text).toBe('MESSAGE_RECEIVED\n[SYSTEM]: You left the room.');
+    expect((await api.wait(joiner, 1)).json.code).toBe('not_in_room');
+    expect((await api.wait(host, 1)).text).toContain('has left the room');
+  });
+});
