@@ -1,0 +1,303 @@
+# Parley skill: shared code, sourced by every script in this folder.
+# Portable to macOS (bash 3.2, BSD sed): no associative arrays, no GNU-only sed.
+# Tokens live only in the session's 0600 "auth" header file; curl reads it with -H @file,
+# so no token ever reaches a command line, a log or stdout.
+
+umask 077
+
+# Exit codes (the table in SKILL.md).
+EX_OK=0 EX_USAGE=1 EX_UNREACHABLE=2 EX_TLS=3 EX_TOKEN=4 EX_CODE=5 EX_NO_PARTNER=6
+EX_LOOP=7 EX_RETRY=8 EX_TIMEOUT=9 EX_ENDED=10 EX_STANDBY=11 EX_REFUSED=12
+
+SESSION=${PARLEY_SESSION:-default}
+URL=${PARLEY_URL:-}
+CA=${PARLEY_CA_CERT:-}
+SLICE=${PARLEY_WAIT_SLICE:-}
+BUDGET=
+HEADLESS=
+VERBOSE=
+ARGS=()
+TMP_FILES=()
+
+die() { # die EXIT_CODE FIRST_LINE [DETAIL]
+  printf '%s\n' "$2"
+  [ -n "${3:-}" ] && printf 'DETAIL: %s\n' "$3"
+  exit "$1"
+}
+
+usage_error() { die "$EX_USAGE" "USAGE_ERROR" "$1${USAGE:+ (usage: $USAGE)}"; }
+
+# One parser for every script: each uses the flags it needs; the rest are positional ARGS.
+parse_flags() {
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --session|--url|--ca|--slice|--budget)
+        [ $# -ge 2 ] || usage_error "$1 needs a value"
+        set_flag "${1#--}" "$2"; shift 2 ;;
+      --session=*|--url=*|--ca=*|--slice=*|--budget=*)
+        local name=${1%%=*}; set_flag "${name#--}" "${1#*=}"; shift ;;
+      --headless) HEADLESS=true; shift ;;
+      --attended) HEADLESS=false; shift ;;
+      --verbose|-v) VERBOSE=1; shift ;;
+      --help|-h) printf 'usage: %s\n' "$USAGE"; exit 0 ;;
+      --) shift; ARGS+=("$@"); break ;;
+      -) ARGS+=("$1"); shift ;;
+      -*) usage_error "unknown flag $1 (put a message that starts with '-' after --)" ;;
+      *) ARGS+=("$1"); shift ;;
+    esac
+  done
+  case $SESSION in
+    ''|.|..|*[!A-Za-z0-9._-]*) usage_error "session name may hold only letters, digits, '.', '_' and '-'" ;;
+  esac
+  STATE_DIR=${XDG_STATE_HOME:-$HOME/.local/state}/parley/$SESSION
+  AUTH_FILE=$STATE_DIR/auth
+}
+
+set_flag() {
+  case $1 in
+    session) SESSION=$2 ;;
+    url) URL=$2 ;;
+    ca) CA=$2 ;;
+    slice) SLICE=$2 SLICE_FLAG=$2 ;;
+    budget) BUDGET=$2 ;;
+  esac
+}
+
+# --- state --------------------------------------------------------------------------
+
+ensure_state_dir() {
+  mkdir -p "$STATE_DIR" && chmod 700 "$STATE_DIR" || die "$EX_USAGE" "STATE_ERROR" "cannot create $STATE_DIR"
+}
+
+state_get() { [ -f "$STATE_DIR/$1" ] && cat "$STATE_DIR/$1"; }
+state_put() { printf '%s\n' "$2" > "$STATE_DIR/$1"; }
+
+# Settings: flag or environment first, then what the session saved when it connected.
+load_settings() {
+  [ -n "$URL" ] || URL=$(state_get url)
+  [ -n "$CA" ] || CA=$(state_get ca)
+  [ -n "$SLICE" ] || SLICE=$(state_get slice)
+  [ -n "$SLICE" ] || SLICE=$(default_slice)
+  URL=${URL%/}
+  case $SLICE in ''|*[!0-9]*|0) usage_error "slice must be a whole number of seconds (1-110)" ;; esac
+  [ -n "$URL" ] || die "$EX_USAGE" "NO_BROKER_URL" "pass --url https://your-broker or set PARLEY_URL"
+  case $URL in http://*|https://*) ;; *) usage_error "broker URL must start with http:// or https://" ;; esac
+  if [ -n "$CA" ]; then
+    [ -r "$CA" ] || die "$EX_USAGE" "CA_CERT_MISSING" "cannot read $CA"
+  fi
+}
+
+# Each runtime kills a tool call after its own limit; a slice must end well before it.
+default_slice() {
+  if [ -n "${CLAUDECODE:-}" ] || [ -n "${GEMINI_CLI:-}" ]; then echo 100; else echo 25; fi
+}
+
+save_settings() {
+  state_put url "$URL"
+  if [ -n "$CA" ]; then
+    case $CA in /*) ;; *) CA=$PWD/$CA ;; esac
+    state_put ca "$CA"
+  fi
+  # Only a slice chosen on the command line sticks; otherwise each call picks its runtime's default.
+  [ -n "${SLICE_FLAG:-}" ] && state_put slice "$SLICE_FLAG"
+  return 0
+}
+
+require_session() {
+  [ -f "$AUTH_FILE" ] || die "$EX_USAGE" "NO_SESSION" "session '$SESSION' is not connected: run host.sh, join.sh or listen.sh first"
+}
+
+# Stores the token from a JSON body as an Authorization header line, straight from file to
+# file: the token never passes through a command line or stdout.
+save_token_from() {
+  sed -n -E 's/.*"token":"(tok_[0-9a-f]+)".*/Authorization: Bearer \1/p' "$1" > "$AUTH_FILE.new"
+  [ -s "$AUTH_FILE.new" ] || { rm -f "$AUTH_FILE.new"; die "$EX_REFUSED" "BAD_RESPONSE" "the broker sent no token"; }
+  mv "$AUTH_FILE.new" "$AUTH_FILE"
+}
+
+# The session is over for good: forget its token (settings stay for the next connect).
+forget_token() { rm -f "$AUTH_FILE"; }
+
+# --- HTTP ---------------------------------------------------------------------------
+
+cleanup() { [ ${#TMP_FILES[@]} -gt 0 ] && rm -f "${TMP_FILES[@]}"; return 0; }
+trap cleanup EXIT
+
+# new_tmp VAR: a fresh 0600 file in the session dir, removed when the script exits.
+new_tmp() {
+  local _tmp
+  _tmp=$(mktemp "$STATE_DIR/tmp.XXXXXX") || die "$EX_USAGE" "STATE_ERROR" "cannot write in $STATE_DIR"
+  TMP_FILES+=("$_tmp")
+  printf -v "$1" '%s' "$_tmp"
+}
+
+# api METHOD PATH [extra curl args…]: sets HTTP_STATUS, BODY (file), HEADERS (file).
+# Connection and TLS failures end the script here with their own exit code.
+api() {
+  local method=$1 path=$2 err rc
+  shift 2
+  new_tmp BODY; new_tmp HEADERS; new_tmp err
+  set -- -sS -X "$method" -o "$BODY" -D "$HEADERS" -w '%{http_code}' --connect-timeout 10 "$@"
+  [ -n "$CA" ] && set -- --cacert "$CA" "$@"
+  [ -f "$AUTH_FILE" ] && set -- -H @"$AUTH_FILE" "$@"
+  HTTP_STATUS=$(curl "$@" "$URL$path" 2>"$err")
+  rc=$?
+  [ $rc -eq 0 ] && return 0
+  local detail
+  detail=$(head -n 1 "$err")
+  case $rc in
+    35|51|53|54|58|59|60|64|66|77|80|82|83|90|91)
+      die "$EX_TLS" "TLS_ERROR" "${detail:-curl exit $rc} (is PARLEY_CA_CERT / --ca the CA that signed the broker's certificate?)" ;;
+    *) die "$EX_UNREACHABLE" "BROKER_UNREACHABLE" "${detail:-curl exit $rc} ($URL)" ;;
+  esac
+}
+
+# json_str FIELD FILE: a string field of a flat JSON object (escaped quotes are not expected).
+json_str() { sed -n -E "s/.*\"$1\":\"([^\"]*)\".*/\1/p" "$2" | head -n 1; }
+# json_val FIELD FILE: a bare value (true, false, null, a number).
+json_val() { sed -n -E "s/.*\"$1\":([a-z0-9.-]+).*/\1/p" "$2" | head -n 1; }
+
+retry_after() { sed -n -E 's/^[Rr]etry-[Aa]fter: *([0-9]+).*/\1/p' "$HEADERS" | head -n 1; }
+
+# Any non-2xx answer: one machine-readable line, the broker's words as DETAIL, a documented exit code.
+http_failure() {
+  local code err
+  code=$(json_str code "$BODY")
+  err=$(json_str error "$BODY")
+  case "$HTTP_STATUS:$code" in
+    401:*) forget_token; die "$EX_TOKEN" "TOKEN_REJECTED" "${err:-token invalid or expired}: the session is over; connect again" ;;
+    404:invalid_code) die "$EX_CODE" "INVALID_CODE" "$err" ;;
+    400:not_in_room) forget_token; die "$EX_ENDED" "NOT_IN_ROOM" "$err" ;;
+    429:loop_paused) die "$EX_LOOP" "LOOP_PAUSED" "$err" ;;
+    429:loop_severed) forget_token; die "$EX_LOOP" "SESSION_SEVERED" "$err" ;;
+    429:inbox_full) die "$EX_RETRY" "INBOX_FULL retry_after=$(retry_after)" "$err" ;;
+    429:*) die "$EX_RETRY" "RATE_LIMITED retry_after=$(retry_after)" "$err" ;;
+    503:partner_not_connected) die "$EX_NO_PARTNER" "PARTNER_NOT_CONNECTED" "$err" ;;
+    503:draining) die "$EX_RETRY" "BROKER_DRAINING retry_after=$(retry_after)" "$err" ;;
+    409:wait_pending) die "$EX_RETRY" "WAIT_PENDING" "$err" ;;
+    502:*|503:*|504:*) die "$EX_UNREACHABLE" "BROKER_UNREACHABLE" "HTTP $HTTP_STATUS from $URL" ;;
+    *) die "$EX_REFUSED" "REFUSED status=$HTTP_STATUS code=${code:-none}" "$err" ;;
+  esac
+}
+
+ok_or_fail() { case $HTTP_STATUS in 2??) return 0 ;; *) http_failure ;; esac; }
+
+# --- messages -------------------------------------------------------------------------
+
+# send_text TEXT: POST /send, the text read by curl from a 0600 file, never from its command line.
+send_text() {
+  local f
+  new_tmp f
+  printf '%s' "$1" > "$f"
+  api POST /send -H 'content-type: text/plain; charset=utf-8' --data-binary @"$f"
+  ok_or_fail
+}
+
+# The message: all positional args joined, or stdin when there are none or the only one is "-".
+message_from_args() {
+  if [ ${#ARGS[@]} -eq 0 ] || { [ ${#ARGS[@]} -eq 1 ] && [ "${ARGS[0]}" = - ]; }; then
+    MESSAGE=$(cat)
+  else
+    MESSAGE="${ARGS[*]}"
+  fi
+}
+
+# wait_once SECONDS: one /wait slice. Sets EVENT (first output line), EVENT_RC and BODY.
+# Lines 2+ of the answer are the broker's own text; a partner's lines are always prefixed
+# with "│", so only the broker can put "[SYSTEM" at the start of line 2.
+wait_once() {
+  api GET "/wait?timeout=$1" --max-time $(($1 + 30))
+  ok_or_fail
+  local first second
+  first=$(sed -n 1p "$BODY")
+  second=$(sed -n 2p "$BODY")
+  EVENT_RC=$EX_OK
+  case $first in
+    TIMEOUT:*) timeout_event; return ;;
+    MESSAGE_RECEIVED) ;;
+    *) EVENT="UNKNOWN_EVENT"; EVENT_RC=$EX_REFUSED; return ;;
+  esac
+  case $second in
+    '[SYSTEM ALERT]: Loop detected again'*) EVENT=SESSION_SEVERED EVENT_RC=$EX_LOOP; forget_token ;;
+    '[SYSTEM ALERT]:'*) EVENT=LOOP_ALARM EVENT_RC=$EX_LOOP ;;
+    '[SYSTEM]:'*'has joined. Session is live!'*) EVENT=PARTNER_JOINED ;;
+    '[SYSTEM]:'*'has left the room.'*|'[SYSTEM]:'*"'s session expired."*) EVENT=PARTNER_LEFT EVENT_RC=$EX_ENDED ;;
+    '[SYSTEM]: Both agents are on STANDBY'*) EVENT=STANDBY_PAUSE EVENT_RC=$EX_STANDBY ;;
+    '[SYSTEM]:'*'resumed the session after the loop alarm'*) EVENT=RESUMED ;;
+    '[SYSTEM]: The broker is restarting'*) EVENT=BROKER_RESTARTING EVENT_RC=$EX_ENDED; forget_token ;;
+    '[SYSTEM]: You left the room.'*|'[SYSTEM]:'*'closed the room'*|'[SYSTEM]:'*'expired'*)
+      EVENT=ROOM_CLOSED EVENT_RC=$EX_ENDED; forget_token ;;
+    '[SYSTEM]:'*) EVENT=NOTICE ;;
+    *)
+      local from signal
+      from=$(printf '%s\n' "$second" | sed -n -E 's/.*(Agent-[0-9a-f]+) \[(OVER|STANDBY)\]$/\1/p')
+      signal=$(printf '%s\n' "$second" | sed -n -E 's/.*(Agent-[0-9a-f]+) \[(OVER|STANDBY)\]$/\2/p')
+      EVENT="MESSAGE from=${from:-unknown} signal=${signal:-OVER}" ;;
+  esac
+}
+
+# A slice ended quietly: say whether the room and the partner are still there.
+timeout_event() {
+  api GET /ping
+  ok_or_fail
+  if [ "$(json_val room_alive "$BODY")" != true ]; then
+    forget_token
+    EVENT=ROOM_CLOSED EVENT_RC=$EX_ENDED
+    printf '%s\n' "[local]: the room is gone (closed or expired)" > "$BODY"
+    return
+  fi
+  EVENT="TIMEOUT_ROOM_ALIVE last_seen_ms=$(json_val partner_last_seen_ms "$BODY") partner_connected=$(json_val partner_connected "$BODY")"
+  EVENT_RC=$EX_TIMEOUT
+  : > "$BODY"
+}
+
+print_event() {
+  printf '%s\n' "$EVENT"
+  [ -s "$BODY" ] && cat "$BODY" && printf '\n'
+  return 0
+}
+
+# --- connecting -----------------------------------------------------------------------
+
+# Before connecting: a session still in a live room is never silently replaced.
+begin_connect() {
+  ensure_state_dir
+  load_settings
+  if [ -f "$AUTH_FILE" ]; then
+    api GET /ping
+    if [ "$HTTP_STATUS" = 200 ] && [ "$(json_val room_alive "$BODY")" = true ]; then
+      die "$EX_USAGE" "SESSION_IN_USE session=$SESSION" "this session is still in a room: run leave.sh first (on your human's word), or pick another --session"
+    fi
+    forget_token
+  fi
+}
+
+# redeem CODE: POST /register-and-join. An invite makes you joiner, a listener code host.
+redeem() {
+  case $1 in
+    ''|*[!A-Za-z0-9_]*) die "$EX_CODE" "INVALID_CODE" "Invalid or expired code" ;;
+  esac
+  api POST "/register-and-join/$1"
+  ok_or_fail
+  save_settings
+  save_token_from "$BODY"
+  local role
+  role=$(json_str role "$BODY")
+  state_put role "$role"
+  printf 'ROLE: %s\nHEADLESS: %s\nSTATUS: %s\nSESSION: %s\nRULES:\n' \
+    "$role" "$(json_val headless "$BODY")" "$(json_str status "$BODY")" "$SESSION"
+  printf '%b\n' "$(json_str rules "$BODY")"
+}
+
+# open_room standard|listener: POST /setup, a fresh token that opens a room in one call.
+open_room() {
+  local body
+  body="{\"type\":\"$1\"${HEADLESS:+,\"headless\":$HEADLESS}}"
+  api POST /setup -H 'content-type: application/json' --data-binary "$body"
+  ok_or_fail
+  save_settings
+  save_token_from "$BODY"
+  ROOM_CODE=$(json_str code "$BODY")
+  ROOM_ROLE=$(json_str role "$BODY")
+  state_put role "$ROOM_ROLE"
+}
