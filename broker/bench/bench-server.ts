@@ -1,0 +1,56 @@
+/**
+ * One relay under test in its own process (`parley` or `null`), so its sockets have their own
+ * open-file limit and its RSS and CPU time can be read alone. Talks to the bench over IPC:
+ * sends {port} once listening, answers {cmd:'stats'} with memory (after a forced GC when
+ * --expose-gc is on), CPU time and open connections, and exits on {cmd:'exit'}.
+ */
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { startBroker } from '../src/server.js';
+import { createNullRelay } from './null-relay.js';
+
+export interface ServerStats {
+  rss: number;
+  heapUsed: number;
+  external: number;
+  cpuUs: number;
+  connections: number;
+}
+
+const kind = process.argv[2];
+let server: Server;
+let stop: () => Promise<void>;
+if (kind === 'parley') {
+  const broker = await startBroker({ env: { RATE_LIMITS: 'off', LOG_LEVEL: 'silent', HTTP_PORT: '0', HTTP_HOST: '127.0.0.1' } });
+  server = broker.server;
+  stop = () => broker.close();
+} else if (kind === 'null') {
+  server = createNullRelay();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  stop = async () => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  };
+} else {
+  throw new Error(`usage: bench-server.ts parley|null (got ${kind})`);
+}
+
+const gc = (globalThis as { gc?: () => void }).gc;
+const send = (m: unknown) => process.send!(m);
+
+process.on('message', async (m: { cmd: string; id: number }) => {
+  if (m.cmd === 'stats') {
+    if (gc) for (let i = 0; i < 3; i++) gc(); // settle weak/finalizer chains before reading RSS
+    const mem = process.memoryUsage();
+    const cpu = process.cpuUsage();
+    const connections = await new Promise<number>((resolve) => server.getConnections((_e, n) => resolve(n)));
+    const stats: ServerStats = { rss: mem.rss, heapUsed: mem.heapUsed, external: mem.external, cpuUs: cpu.user + cpu.system, connections };
+    send({ id: m.id, result: stats });
+  } else if (m.cmd === 'exit') {
+    await stop();
+    process.exit(0);
+  }
+});
+// The bench going away must never leave a server behind.
+process.on('disconnect', () => process.exit(0));
+send({ port: (server.address() as AddressInfo).port });
