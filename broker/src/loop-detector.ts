@@ -2,9 +2,40 @@
  * Polite-loop detection. The room engine feeds every accepted message through one
  * detector per room; a non-null result raises the loop alarm (pause, then sever).
  *
- * Interface only is fixed here; the algorithm is free to change (see issue "Loop detection").
- * Privacy: an alarm's `reason` is shown to both agents and may be logged, so it must
- * never quote message text.
+ * Privacy: an alarm's `reason` is shown to both agents and may be logged, so it never
+ * quotes message text; the detector keeps only normalised tokens of recent messages in memory.
+ *
+ * ## Algorithm: "does this message add anything the conversation has not already said?"
+ *
+ * 1. Tokens, language-agnostic. NFKC + lower case; words are runs of letters/digits (with
+ *    inner `.,:/-_'@#` kept, so `2,118`, `api.example.com`, `orders-rw` stay one token);
+ *    scripts written without spaces (Han, kana, Thai, …) become character bigrams; each
+ *    pictograph (emoji) is its own token. Plain words are cut to `stemChars` characters, a
+ *    crude stemmer that works in most alphabetic languages ("confirmed" ~ "confirming").
+ * 2. Novelty against memory. A bounded LRU map remembers the last `memoryTokens` distinct
+ *    tokens of the conversation (both sides). A token is *new* if it is not in memory.
+ * 3. Information of one message. New tokens are weighted: *specific* tokens (with a digit,
+ *    inner punctuation, camelCase, or inside backticks: numbers, paths, identifiers, code)
+ *    weigh `specificWeight`; plain words 1; pictographs and punctuation 0 (information-free).
+ *    The message is
+ *      - informative (score 0) if its new weight reaches `minNewWeight` AND the new share of
+ *        its tokens reaches `minNewShare` (a long recap that changes three words is not new);
+ *      - empty (score 1) if it has almost nothing new (weight < `emptyWeight`, or the share is
+ *        under `minNewShare`), e.g. "Still running.", a pasted status table with only its age
+ *        changed, a re-posted summary, "👍";
+ *      - in between (score `neutralScore`) otherwise: a few new plain words, no new facts.
+ *    A margin rule: a message with no new specific token that is mostly social formula
+ *    (thanks/sorry/bye/confirmed … in a dozen languages, `SOCIAL` below) counts as empty
+ *    even with some fresh wording; this catches drifting goodbyes. It never overrides new
+ *    numbers or identifiers, so "thanks, fixed the 9 in `CartScreen`" stays informative.
+ * 4. Alarm. Scores of the last `window` messages (either side) are summed; the alarm fires
+ *    when the sum reaches `threshold` and both sides took part. One informative message
+ *    drops the sum below the bar for a while, so productive volleys of acks and answers
+ *    ("ok" / "3/9 done" / "next") never accumulate.
+ *
+ * Cost: one regex pass over the text plus O(tokens) map operations: linear in the message
+ * length. Texts longer than `maxScanChars` are sampled in evenly spaced slices so a 100 KB
+ * paste costs about as much as a 32 KB one. Memory per room: `memoryTokens` short strings.
  */
 export type Signal = 'OVER' | 'STANDBY' | null;
 
@@ -20,34 +51,208 @@ export interface LoopDetector {
   reset(): void;
 }
 
-export interface LoopDetectorOptions {
-  /** Messages of recent history kept per room (bounded memory). */
-  window: number;
-  /** Consecutive low-novelty messages (from either side) that raise the alarm. */
-  threshold: number;
+/** Per-message judgement, exposed for the eval tool's trace (never contains message text). */
+export interface MessageScore {
+  sender: 0 | 1;
+  tokens: number;
+  newFacts: number;
+  newWords: number;
+  newShare: number;
+  social: boolean;
+  score: number;
+  windowSum: number;
 }
 
-const DEFAULTS: LoopDetectorOptions = { window: 8, threshold: 6 };
+export interface LoopDetectorOptions {
+  /** Recent messages whose scores are summed. */
+  window: number;
+  /** Sum of scores over the window that raises the alarm. */
+  threshold: number;
+  /** Distinct tokens remembered per room (LRU): the bounded memory of "already said". */
+  memoryTokens: number;
+  /** Plain words are compared on this many leading characters. */
+  stemChars: number;
+  /** A message whose share of new tokens is below this adds nothing (re-posted recap, same status table). */
+  minNewShare: number;
+  /** … unless it brings at least this many new facts (a revised recap with new numbers is news). */
+  recapFacts: number;
+  /** Without a new fact, a message with at most this many new plain words scores 1 (empty) … */
+  emptyWords: number;
+  /** … and one with at least this many scores 0; in between the score falls linearly. */
+  richWords: number;
+  /** Each social-formula word (thanks, bye, confirmed …) cancels this many new plain words. */
+  socialDiscount: number;
+  /** Texts longer than this are sampled (keeps 100 KB messages cheap). */
+  maxScanChars: number;
+  /** Optional per-message trace for tuning (the eval tool prints it). */
+  trace?: (s: MessageScore) => void;
+}
 
-/** Placeholder baseline (replaced by the corpus-tuned detector): counts messages that add no new words. */
+export const LOOP_DEFAULTS: Readonly<LoopDetectorOptions> = {
+  window: 5,
+  threshold: 3.75,
+  memoryTokens: 4096,
+  stemChars: 6,
+  minNewShare: 0.25,
+  recapFacts: 3,
+  emptyWords: 2,
+  richWords: 10,
+  socialDiscount: 2,
+  maxScanChars: 32 * 1024,
+};
+
+// Scripts written without spaces: their words are approximated by character bigrams.
+const UNSPACED = '\\p{Script=Han}\\p{Script=Hiragana}\\p{Script=Katakana}\\p{Script=Thai}\\p{Script=Lao}\\p{Script=Khmer}\\p{Script=Myanmar}ー';
+const WORD = `[\\p{L}\\p{N}\\p{M}_]+(?:[.,:/\\-_'’@#=][\\p{L}\\p{N}\\p{M}_]+)*`;
+const TOKEN = new RegExp(`(\`)|([${UNSPACED}]+)|(\\p{Extended_Pictographic})|(${WORD})`, 'gu');
+const SPECIFIC_CHARS = /[\p{N}_./:@#=\\]/u;
+const CAMEL = /\p{Ll}\p{Lu}/u;
+
+/**
+ * Social formulae (thanks, apologies, goodbyes, confirmations) in common languages, as
+ * word starts. A margin signal only: it can make a message with no new facts count as
+ * empty, never make a message with new facts count as a loop.
+ */
+const SOCIAL_STEMS = [
+  // en
+  'thank', 'thx', 'ty', 'appreciat', 'cheers', 'welcome', 'pleasure', 'bye', 'goodbye', 'farewell', 'care', 'sorry', 'apolog',
+  'great', 'awesome', 'perfect', 'nice', 'glad', 'likewise', 'agree', 'confirm', 'aligned', 'understood', 'understand',
+  'ack', 'roger', 'noted', 'exactly', 'correct', 'indeed', 'enjoy', 'wish', 'congrat', 'standing', 'anytime',
+  'night', 'weekend', 'teamwork', 'happy', 'hope', 'absolutely', 'definitely',
+  // es / pt / it / fr
+  'gracias', 'placer', 'igualmente', 'perdón', 'perdon', 'siento', 'adiós', 'adios', 'hasta', 'saludos', 'genial', 'perfecto',
+  'obrigad', 'valeu', 'tchau', 'desculp', 'grazie', 'prego', 'ciao', 'scusa', 'merci', 'revoir', 'parfait',
+  'désolé', 'desole', 'bonne', 'excelente', 'amable', 'gusto',
+  // de / nl
+  'danke', 'bitte', 'gerne', 'tschüss', 'tschuss', 'gleichfalls', 'super', 'entschuldig', 'prima', 'dank', 'zusammenarbeit',
+  'ursache', 'bedankt',
+  // ru / pl
+  'спасибо', 'пожалуйста', 'извин', 'до свидания', 'dzięk', 'dziek',
+];
+const SOCIAL_CJK = ['ありがと', 'お疲れ', 'よろしく', 'すみません', '申し訳', 'どういたしまして', 'こちらこそ', '助かり', '谢谢', '感谢', '辛苦', '不客气', '再见', '감사', '고맙', '수고'];
+// Short entries must match whole words ("ty" is not "type"); longer ones are word starts.
+const SOCIAL_WORD = new RegExp(`^(?:${SOCIAL_STEMS.map((w) => (w.length <= 4 ? `${w}$` : w)).join('|')})`, 'u');
+
+interface Tok {
+  key: string;
+  kind: 'fact' | 'word' | 'pictograph';
+}
+
+/** Sample very long texts in evenly spaced slices so the cost stays bounded. */
+function scanText(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const slices = 8;
+  const size = Math.floor(max / slices);
+  const step = Math.floor((text.length - size) / (slices - 1));
+  let out = '';
+  for (let i = 0; i < slices; i++) out += text.slice(i * step, i * step + size) + '\n';
+  return out;
+}
+
+function tokenize(raw: string, stemChars: number): { toks: Tok[]; socialHits: number } {
+  const text = raw.normalize('NFKC');
+  const toks: Tok[] = [];
+  let socialHits = 0;
+  let inCode = false;
+  TOKEN.lastIndex = 0;
+  for (let m = TOKEN.exec(text); m; m = TOKEN.exec(text)) {
+    if (m[1]) {
+      inCode = !inCode;
+    } else if (m[2]) {
+      const run = m[2].toLowerCase();
+      const kind = inCode ? 'fact' : 'word';
+      if (run.length === 1) toks.push({ key: run, kind });
+      for (let i = 0; i + 1 < run.length; i++) toks.push({ key: run.slice(i, i + 2), kind });
+    } else if (m[3]) {
+      toks.push({ key: m[3], kind: 'pictograph' });
+    } else {
+      const w = m[4];
+      const lw = w.toLowerCase();
+      if (inCode || SPECIFIC_CHARS.test(w) || CAMEL.test(w)) {
+        toks.push({ key: lw, kind: 'fact' });
+      } else {
+        if (SOCIAL_WORD.test(lw)) socialHits++;
+        toks.push({ key: lw.slice(0, stemChars), kind: 'word' });
+      }
+    }
+  }
+  const lower = text.toLowerCase();
+  for (const s of SOCIAL_CJK) if (lower.includes(s)) socialHits++;
+  return { toks, socialHits };
+}
+
+interface Judged extends MessageScore {
+  emoji: boolean;
+}
+
 export function createLoopDetector(options: Partial<LoopDetectorOptions> = {}): LoopDetector {
-  const { window, threshold } = { ...DEFAULTS, ...options };
-  let history: Set<string>[] = [];
-  let stale = 0;
-  const words = (t: string) => new Set(t.toLowerCase().split(/[^\p{L}\p{N}]+/u).filter(Boolean));
+  const o: LoopDetectorOptions = { ...LOOP_DEFAULTS, ...options };
+  const memory = new Map<string, true>();
+  let recent: Judged[] = [];
+
+  const remember = (key: string) => {
+    memory.delete(key); // re-insert: Map order is the LRU order
+    memory.set(key, true);
+    if (memory.size > o.memoryTokens) memory.delete(memory.keys().next().value as string);
+  };
+
+  const judge = (sender: 0 | 1, text: string): Judged => {
+    const { toks, socialHits } = tokenize(scanText(text, o.maxScanChars), o.stemChars);
+    let newFacts = 0;
+    let newWords = 0;
+    let counted = 0;
+    const here = new Set<string>();
+    for (const t of toks) {
+      if (here.has(t.key)) continue;
+      here.add(t.key);
+      if (t.kind === 'pictograph') continue; // reactions carry no facts, new or not
+      counted++;
+      if (memory.has(t.key)) continue;
+      if (t.kind === 'fact') newFacts++;
+      else newWords++;
+    }
+    for (const k of here) remember(k);
+    const newShare = counted ? (newFacts + newWords) / counted : 0;
+    const social = newFacts === 0 && socialHits > 0;
+    let score: number;
+    if (newShare < o.minNewShare && newFacts < o.recapFacts) score = 1;
+    else if (newFacts > 0) score = 0;
+    else {
+      const words = newWords - (social ? o.socialDiscount * socialHits : 0);
+      score = Math.min(1, Math.max(0, (o.richWords - words) / (o.richWords - o.emptyWords)));
+    }
+    return { sender, tokens: counted, newFacts, newWords, newShare, social, score, windowSum: 0, emoji: counted === 0 };
+  };
+
   return {
-    observe(_sender, text) {
-      const w = words(text);
-      const seen = new Set(history.flatMap((h) => [...h]));
-      const fresh = [...w].filter((x) => !seen.has(x)).length;
-      stale = fresh <= 2 ? stale + 1 : 0;
-      history.push(w);
-      if (history.length > window) history.shift();
-      return stale >= threshold ? { reason: `${stale} messages in a row added nothing new` } : null;
+    observe(sender, text) {
+      const s = judge(sender, text);
+      recent.push(s);
+      if (recent.length > o.window) recent.shift();
+      s.windowSum = recent.reduce((a, r) => a + r.score, 0);
+      o.trace?.({ ...s });
+      const bothSides = recent.some((r) => r.sender !== sender);
+      // One message with a new fact in the window means the work is still moving.
+      const moving = recent.some((r) => r.score === 0);
+      if (recent.length < o.window || s.windowSum < o.threshold || !bothSides || moving) return null;
+      return { reason: describe(recent) };
     },
     reset() {
-      history = [];
-      stale = 0;
+      recent = [];
     },
   };
+}
+
+/** Why the room was stopped, in plain words and without quoting anything. */
+function describe(recent: Judged[]): string {
+  const n = recent.length;
+  const emoji = recent.filter((r) => r.emoji).length;
+  const social = recent.filter((r) => r.social).length;
+  const what =
+    emoji * 2 >= n
+      ? 'were mostly emoji and reactions'
+      : social * 2 >= n
+        ? 'traded thanks, confirmations or goodbyes'
+        : 'repeated what was already said (recaps, confirmations or unchanged status)';
+  return `the last ${n} messages from both sides ${what} and added no new information`;
 }
