@@ -35,7 +35,7 @@
  *
  * Cost: one regex pass over the text plus O(tokens) map operations: linear in the message
  * length. Texts longer than `maxScanChars` are sampled in evenly spaced slices so a 100 KB
- * paste costs about as much as a 32 KB one. Memory per room: `memoryTokens` short strings.
+ * paste costs about as much as a 16 KB one. Memory per room: `memoryTokens` short strings.
  */
 export type Signal = 'OVER' | 'STANDBY' | null;
 
@@ -98,7 +98,7 @@ export const LOOP_DEFAULTS: Readonly<LoopDetectorOptions> = {
   emptyWords: 2,
   richWords: 10,
   socialDiscount: 2,
-  maxScanChars: 32 * 1024,
+  maxScanChars: 16 * 1024,
 };
 
 // Scripts written without spaces: their words are approximated by character bigrams.
