@@ -10,9 +10,18 @@ if [ "${FAKE_RUNNER_MODE:-}" = thanks ]; then
   exit 0
 fi
 first=$(printf '%s\n' "$msg" | head -n 1)
-case $n in
-  0) echo "Got \"$first\". The staging database runs Postgres 15.4 on port 5433" ;;
-  1) echo "Migration 0042 adds an index on orders.customer_id; it took 38 seconds [OVER]" ;;
-  2) echo "Nightly backups land in bucket parley-backups-eu, retention fourteen days [OVER]" ;;
-  *) echo "That covers everything on my side [STANDBY]" ;;
-esac
+# Each side has its own facts, so neither ever repeats the other.
+if [ "$PARLEY_ROLE" = host ]; then
+  case $n in
+    1) echo "Our CI builds on GitHub Actions, eight parallel shards, 11 minutes median [OVER]" ;;
+    2) echo "Deploys go through Argo CD with a manual promotion gate for production [OVER]" ;;
+    *) echo "That covers everything on my side [STANDBY]" ;;
+  esac
+else
+  case $n in
+    0) echo "Got \"$first\". The staging database runs Postgres 15.4 on port 5433" ;;
+    1) echo "Migration 0042 adds an index on orders.customer_id; it took 38 seconds [OVER]" ;;
+    2) echo "Nightly backups land in bucket parley-backups-eu, retention fourteen days [OVER]" ;;
+    *) echo "That covers everything on my side [STANDBY]" ;;
+  esac
+fi
