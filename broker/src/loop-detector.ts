@@ -14,24 +14,23 @@
  *    crude stemmer that works in most alphabetic languages ("confirmed" ~ "confirming").
  * 2. Novelty against memory. A bounded LRU map remembers the last `memoryTokens` distinct
  *    tokens of the conversation (both sides). A token is *new* if it is not in memory.
- * 3. Information of one message. New tokens are weighted: *specific* tokens (with a digit,
- *    inner punctuation, camelCase, or inside backticks: numbers, paths, identifiers, code)
- *    weigh `specificWeight`; plain words 1; pictographs and punctuation 0 (information-free).
- *    The message is
- *      - informative (score 0) if its new weight reaches `minNewWeight` AND the new share of
- *        its tokens reaches `minNewShare` (a long recap that changes three words is not new);
- *      - empty (score 1) if it has almost nothing new (weight < `emptyWeight`, or the share is
- *        under `minNewShare`), e.g. "Still running.", a pasted status table with only its age
- *        changed, a re-posted summary, "👍";
- *      - in between (score `neutralScore`) otherwise: a few new plain words, no new facts.
- *    A margin rule: a message with no new specific token that is mostly social formula
- *    (thanks/sorry/bye/confirmed … in a dozen languages, `SOCIAL` below) counts as empty
- *    even with some fresh wording; this catches drifting goodbyes. It never overrides new
- *    numbers or identifiers, so "thanks, fixed the 9 in `CartScreen`" stays informative.
- * 4. Alarm. Scores of the last `window` messages (either side) are summed; the alarm fires
- *    when the sum reaches `threshold` and both sides took part. One informative message
- *    drops the sum below the bar for a while, so productive volleys of acks and answers
- *    ("ok" / "3/9 done" / "next") never accumulate.
+ * 3. Score of one message, 0 (news) … 1 (nothing new). *Facts* are tokens with a digit,
+ *    inner punctuation, camelCase or inside backticks (numbers, paths, identifiers, code);
+ *    pictographs and punctuation are information-free and not counted at all.
+ *      - 1 if under `minNewShare` of its tokens are new and it brings fewer than `recapFacts`
+ *        new facts: a re-posted recap, the same status table with only its age changed;
+ *      - else 0 if it brings a new fact: progress "4/9 … p99 41ms", an answer "0.4s";
+ *      - else it falls linearly from 1 (at most `emptyWords` new plain words) to 0 (at least
+ *        `richWords`): "Still running." is empty, a paragraph of fresh argument is not.
+ *    Margin rule: in a message without new facts, each social-formula word (thanks, sorry,
+ *    bye, confirmed … in a dozen languages, `SOCIAL_STEMS`) cancels `socialDiscount` new
+ *    plain words, so goodbyes with ever-new wording still count as empty. It never touches
+ *    a message with a new fact ("thanks! fixed 9 more in `CartScreen`" stays news).
+ * 4. Alarm when, over the last `window` messages, (a) scores sum to at least `threshold`,
+ *    (b) none of them scored 0 (one message with news means the work is still moving), and
+ *    (c) both sides took part. A single polite closing exchange (two or three messages)
+ *    can never fill the window; productive volleys of acks and answers ("ok" / "3/9 done" /
+ *    "next") keep resetting it.
  *
  * Cost: one regex pass over the text plus O(tokens) map operations: linear in the message
  * length. Texts longer than `maxScanChars` are sampled in evenly spaced slices so a 100 KB

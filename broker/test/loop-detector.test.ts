@@ -1,0 +1,234 @@
+/**
+ * The loop detector's behaviour by kind of conversation. Every transcript is generated here
+ * from small templates (none is copied from the corpus), replayed turn by turn, alternating
+ * host and joiner unless a turn says otherwise.
+ */
+import { describe, expect, it } from 'vitest';
+import { createLoopDetector, type LoopAlarm } from '../src/loop-detector.js';
+
+type Turn = string | { from: 0 | 1; text: string };
+
+/** Replays turns; returns the index of the first alarm (or null) and the alarm itself. */
+function replay(turns: Turn[], detector = createLoopDetector()): { at: number | null; alarm: LoopAlarm | null } {
+  for (let i = 0; i < turns.length; i++) {
+    const t = turns[i];
+    const { from, text } = typeof t === 'string' ? { from: (i % 2) as 0 | 1, text: t } : t;
+    const alarm = detector.observe(from, text, 'OVER');
+    if (alarm) return { at: i, alarm };
+  }
+  return { at: null, alarm: null };
+}
+
+/** Deterministic variety. */
+function pick<T>(xs: T[], i: number, salt = 0): T {
+  return xs[(i * 7 + salt * 13 + ((i * i) % 5)) % xs.length];
+}
+
+/** A productive opening: each turn carries new identifiers and numbers. */
+function productive(n: number, topic = 'billing'): string[] {
+  return Array.from({ length: n }, (_, i) =>
+    i % 2 === 0
+      ? `Patched \`${topic}/handler_${i}.py\` to retry on 503; ${12 + i * 7} tests pass, p95 now ${140 - i * 9}ms.`
+      : `Checked on staging-${i}: the \`${topic}_queue_${i}\` lag dropped from ${900 + i * 31} to ${40 + i} messages.`,
+  );
+}
+
+/** Expect an alarm inside the loop (not before it) and within `maxDelay` turns of its start. */
+function expectCaught(turns: Turn[], loopFrom: number, maxDelay = 8): LoopAlarm {
+  const { at, alarm } = replay(turns);
+  expect(at, 'an alarm').not.toBeNull();
+  expect(at!).toBeGreaterThanOrEqual(loopFrom);
+  expect(at! - loopFrom).toBeLessThanOrEqual(maxDelay);
+  return alarm!;
+}
+
+describe('loops it catches', () => {
+  it('an alternating thank-you volley whose wording drifts every turn', () => {
+    const open = ['Thanks', 'Thank you', 'Many thanks', 'Much appreciated', 'Cheers', 'Really appreciate it'];
+    const why = ['for the quick fix', 'for digging into this', 'for the careful review', 'for your patience', 'for jumping on it', 'for the help today'];
+    const close = ['!', ', great working with you!', ' — you too!', ', truly.', ' 🙏', ', likewise!'];
+    const loop = Array.from({ length: 14 }, (_, i) => `${pick(open, i)} ${pick(why, i, 1)}${pick(close, i, 2)}`);
+    expectCaught([...productive(6), ...loop], 6);
+  });
+
+  it('long near-duplicate recaps of 1,000+ characters, re-posted with new headers', () => {
+    const facts = [
+      'Root cause: the `ledger_sync` job summed amounts in two currencies after column `currency_code` appeared on 2024-06-03.',
+      'Fix: group by `currency_code` and convert through `fx_rates_filled`, merged as commit `9f31c2d`.',
+      'Backfill: 14/14 daily runs re-executed, 221,904 rows rewritten, data-quality checks green.',
+      'Monitoring: alert `ledger_sum_drift` fires if the daily total moves more than 5% week over week.',
+      'Rollback: restore snapshot `ledger-2024-06-02` and re-run `make ledger-backfill FROM=2024-06-03`.',
+      'Owners: data platform for the job, finance engineering for the FX table, on-call rota unchanged.',
+      'Docs: runbook section 4.2 updated with the new currency handling and a worked example.',
+      'Follow-up: ticket DATA-3312 to drop the deprecated `amount_raw` column after 30 days.',
+    ];
+    const headers = ['Recap so we agree', 'Confirming the final state', 'Summary once more for the record', 'Final version, unchanged', 'Restating it for completeness', 'Same summary from my side', 'Final recap (confirmed)', 'For the thread, the summary again'];
+    const recap = (i: number) => {
+      const lines = facts.map((f, k) => `${k + 1}. ${f} (checked by both of us, nothing left open here)`);
+      if (i % 2) lines.reverse(); // each side lists it in its own order
+      return `${pick(headers, i)}:\n\n${lines.join('\n')}\n\nAgreed on all points.`;
+    };
+    const loop = Array.from({ length: 12 }, (_, i) => recap(i));
+    expect(loop.every((m) => m.length >= 1000)).toBe(true);
+    expectCaught([...productive(6, 'ledger'), ...loop], 6);
+  });
+
+  it('a pleasantry loop in a non-Latin script (Japanese)', () => {
+    const work = [
+      '`orders` テーブルに `idx_orders_created_at` を追加しました。クエリは 1.8秒 → 120ms です。',
+      '確認しました。ステージングで p95 が 140ms、エラーは 0 件です。',
+      'マイグレーション `0042_add_index` を本番に適用しました（所要 3分12秒）。',
+      '本番でも p95 が 150ms に下がりました。ダッシュボードを更新済みです。',
+    ];
+    const polite = ['ありがとうございました！', 'こちらこそありがとうございます。', 'お疲れ様でした。', 'お疲れ様です！助かりました。', 'いえいえ、こちらこそ助かりました。', '本当にありがとうございます🙏', 'どういたしまして。', 'またよろしくお願いします。', 'こちらこそ、よろしくお願いいたします。', 'ありがとうございます！お疲れ様でした。', 'はい、よろしくお願いします！', 'お疲れ様でした！'];
+    expectCaught([...work, ...polite], 4);
+  });
+
+  it('emoji-only reactions traded back and forth', () => {
+    const emoji = ['👍', '🙏', '✅', '🎉🎉', '🙌', '👌', '🚀🚀', '💯', '✅✅', '🙏🙏', '👍👍', '🥳'];
+    expectCaught([...productive(4), ...emoji], 4);
+  });
+
+  it('status polls answered with the same pasted output', () => {
+    const table = (age: number) => `\`\`\`\n$ kubectl get certificate web-tls -n shop\nNAME      READY   SECRET    AGE\nweb-tls   False   web-tls   ${age}m\n\`\`\`\nStill not ready.`;
+    const polls = ['Any update?', 'Is it ready now?', 'Ok. Check again?', 'Anything new?', 'Ready yet?', 'Still nothing?', 'Any change?'];
+    const loop = Array.from({ length: 12 }, (_, i) => (i % 2 === 0 ? pick(polls, i) : table(5 + i)));
+    expectCaught([...productive(4, 'certs'), ...loop], 4);
+  });
+
+  it('a goodbye volley in a language the social word list does not cover (Greek)', () => {
+    // The core is novelty, not keywords: once the same few words keep coming back, it fires.
+    const bye = ['Ευχαριστώ πολύ!', 'Κι εγώ ευχαριστώ!', 'Τα λέμε σύντομα!', 'Ευχαριστώ, τα λέμε!', 'Καλή συνέχεια!', 'Καλή συνέχεια, ευχαριστώ!', 'Τα λέμε!', 'Ευχαριστώ και πάλι!', 'Καλή συνέχεια και πάλι!', 'Τα λέμε, ευχαριστώ πολύ!', 'Ευχαριστώ!', 'Καλή συνέχεια!'];
+    expectCaught([...productive(4), ...bye], 4);
+  });
+});
+
+describe('productive look-alikes it leaves alone', () => {
+  it('terse code review: short findings and one-word fixes', () => {
+    const files = ['router.go', 'cache.go', 'auth.go', 'pool.go', 'main.go', 'retry.go'];
+    const review: string[] = ['PR #412 ready: adds `/readyz` and a connection-pool check. 4 files, +120 −8.'];
+    files.forEach((f, i) => {
+      review.push(i % 3 === 2 ? `nit: \`${f}:${20 + i * 11}\` — rename \`doThing${i}\` → \`check${i}\`.` : `\`${f}:${20 + i * 11}\` — missing timeout on call ${i}?`);
+      review.push(pick(['Fixed.', 'Done.', 'Renamed.', 'Added.', 'done', 'Changed.'], i));
+    });
+    review.push('LGTM.', 'Merging.');
+    expect(replay(review).at).toBeNull();
+  });
+
+  it('rapid Q&A with distinct short answers', () => {
+    const qa = [
+      ['Rows?', '1,982,114.'],
+      ['Classes?', '5: bug, feature, question, docs, other.'],
+      ['Smallest class?', '`docs`, 2.3%.'],
+      ['Missing labels?', '4,410 (0.22%).'],
+      ['Duplicates?', '12,907 by hash.'],
+      ['Languages?', 'en 81%, pt 8%, ja 6%, other 5%.'],
+      ['Median length?', '143 tokens, p95 690.'],
+      ['Date range?', '2022-02-01 to 2024-07-31.'],
+      ['Which region?', 'eu-central-1.'],
+    ].flat();
+    expect(replay(['Before training: a few facts about the ticket dataset please.', ...qa]).at).toBeNull();
+  });
+
+  it('command/output debugging with short outputs', () => {
+    const steps = [
+      'Service fails on your box. Run `python -m app --check`?',
+      '```\nModuleNotFoundError: No module named yaml_loader\n```',
+      '`pip show pyyaml | head -2`?',
+      '```\nName: PyYAML\nVersion: 6.0.1\n```',
+      '`grep -n yaml requirements.txt`',
+      '`17:pyyaml==6.0.1`',
+      'The module is `yaml_loader` in `src/`. `ls src/`?',
+      '`app  config  yaml_loader.py.bak`',
+      'Renamed by the last merge. `git log --oneline -1 -- src/yaml_loader.py`',
+      '`4e1a9c0 move loader into config/`',
+      'Then the import in `app/main.py:3` is stale. Change it to `config.yaml_loader`.',
+      'Done. `python -m app --check` → exit 0.',
+      '`pytest -q`',
+      '`212 passed in 9.81s`',
+    ];
+    expect(replay(steps).at).toBeNull();
+  });
+
+  it('progress reports whose numbers change, with "ok"/"next" acks in between', () => {
+    const svcs = ['edge', 'auth', 'search', 'cart', 'orders', 'payments', 'mailer', 'admin', 'reports', 'audit', 'billing', 'export'];
+    const turns: string[] = ['Migrate the 12 services to the new cluster one by one and report each.'];
+    svcs.forEach((s, i) => {
+      turns.push(`${i + 1}/12 \`${s}-api\`: ${2 + (i % 4)}/${2 + (i % 4)} ready, p99 ${60 + i * 13}ms (old ${58 + i * 11}ms), 5xx 0.0${i}%.`);
+      turns.push(pick(['ok', 'next', 'ok', 'next', 'continue'], i));
+    });
+    expect(replay(turns).at).toBeNull();
+  });
+
+  it('identical polls while every answer reports new CI progress', () => {
+    const turns: string[] = ['Pushed the fix as PR #733; can you watch CI?'];
+    for (let i = 0; i < 8; i++) turns.push('Any update?', `unit ${(i + 1) * 60}/480 ✓, integration ${i * 12}/96, job ${55120 + i}.`);
+    expect(replay(turns).at).toBeNull();
+  });
+
+  it('a single polite closing exchange after the work', () => {
+    const turns = [...productive(8), 'Thanks, that is everything from my side.', 'Great, thanks — closing this out.'];
+    expect(replay(turns).at).toBeNull();
+  });
+
+  it('thanks at the start of every message that still carries a new fix', () => {
+    const turns = Array.from({ length: 12 }, (_, i) => `${pick(['Thanks!', 'Thank you —', 'Much appreciated.', 'Thanks a lot.'], i)} Fixed ${i + 2} more in \`Screen${i}.kt\`: contrast ${(3 + i * 0.3).toFixed(1)}:1 → 4.5:1.`);
+    expect(replay(turns).at).toBeNull();
+  });
+
+  it('a long recap revised twice, each revision carrying new facts from the other side', () => {
+    const base = [
+      'Model `ranker-v5` on 4 × A10G replicas behind the `rank-gw` gateway.',
+      'Canary at 5% for 24h, then 25%, 50%, 100% with a 6h hold at each step.',
+      'Rollback: flip `ranker_version` back to v4 in the feature store; under 2 minutes.',
+      'Dashboards: latency, NDCG@10 online proxy, GPU utilisation, error rate.',
+      'Alerting: page if p95 exceeds the budget for 10 minutes or errors exceed 0.5%.',
+      'Owners: ML platform for serving, search team for quality sign-off.',
+    ];
+    const plan = (v: number, extra: string[]) =>
+      `Deployment plan (v${v}):\n\n${[...base, ...extra].map((l, k) => `${k + 1}. ${l}`).join('\n')}\n\nPlease check before the review.`;
+    const turns = [
+      plan(1, ['Latency budget: p95 120 ms per request.']),
+      'Correction: 120 ms was batch 8 amortised; batch 1 is 210 ms p95 on the A10G, over budget.',
+      plan(2, ['Latency budget: p95 210 ms at batch 1, so serve at batch 4 with a 15 ms queue window (p95 168 ms).']),
+      'INT8 is out: NDCG@10 dropped 0.9 points, over the 0.5 tolerance. Need 6 replicas at fp16 instead.',
+      plan(3, ['Latency budget: p95 168 ms at batch 4.', 'Capacity: 6 × A10G at fp16 (INT8 rejected, −0.9 NDCG), cost +$2,900/month.']),
+      'v3 is correct. Filing it as the decision record.',
+    ];
+    expect(replay(turns).at).toBeNull();
+  });
+});
+
+describe('detector state', () => {
+  it('reset() forgets the evidence: a resumed room gets a fresh window, a continued loop alarms again', () => {
+    const d = createLoopDetector();
+    const thanks = ['Thanks!', 'Thank you too!', 'Cheers, thanks!', 'Much appreciated!', 'Thanks again!', 'You too, thanks!'];
+    const first = replay([...productive(4), ...thanks, ...thanks], d);
+    expect(first.at).not.toBeNull();
+    d.reset();
+    expect(d.observe(0, 'Thanks, one more time!', 'OVER')).toBeNull();
+    const again = replay([...thanks, ...thanks], d);
+    expect(again.at).not.toBeNull();
+  });
+
+  it('the reason is plain words and never quotes the messages', () => {
+    const canary = 'zebracorn';
+    const loop = Array.from({ length: 12 }, (_, i) => `${pick(['Thanks', 'Thank you', 'Cheers'], i)} ${canary}, ${pick(['great work!', 'you too!', 'appreciated!'], i, 1)}`);
+    const alarm = expectCaught([...productive(4), ...loop], 4);
+    expect(alarm.reason).toMatch(/^the last \d+ messages .* added no new information$/);
+    expect(alarm.reason).not.toContain(canary);
+  });
+
+  it('repeated 100 KB pastes are judged (sampled, no crash) and caught as a loop', () => {
+    const log = Array.from({ length: 2800 }, (_, i) => `2024-07-01T10:${String(i % 60).padStart(2, '0')} worker-${i % 17} job ${i} ok`).join('\n');
+    expect(log.length).toBeGreaterThan(100_000);
+    const turns = [...productive(4), ...Array.from({ length: 10 }, (_, i) => (i % 2 ? 'Same output again?' : log))];
+    expectCaught(turns, 4);
+  });
+
+  it('one side alone never raises the alarm (the other has not answered)', () => {
+    const d = createLoopDetector();
+    const solo = replay(Array.from({ length: 12 }, () => ({ from: 0 as const, text: 'Any update?' })), d);
+    expect(solo.at).toBeNull();
+  });
+});
