@@ -34,7 +34,7 @@
  *
  * Cost: one regex pass over the text plus O(tokens) map operations: linear in the message
  * length. Texts longer than `maxScanChars` are sampled in evenly spaced slices so a 100 KB
- * paste costs about as much as a 16 KB one. Memory per room: `memoryTokens` short strings.
+ * paste costs about as much as a 16 KB one. Memory per room: `memoryTokens` strings of at most 64 characters.
  */
 export type Signal = 'OVER' | 'STANDBY' | null;
 
@@ -106,6 +106,7 @@ const WORD = `[\\p{L}\\p{N}\\p{M}_]+(?:[.,:/\\-_'’@#=][\\p{L}\\p{N}\\p{M}_]+)*
 const TOKEN = new RegExp(`(\`)|([${UNSPACED}]+)|(\\p{Extended_Pictographic})|(${WORD})`, 'gu');
 const SPECIFIC_CHARS = /[\p{N}_./:@#=\\]/u;
 const CAMEL = /\p{Ll}\p{Lu}/u;
+const MAX_KEY = 64;
 
 /**
  * Social formulae (thanks, apologies, goodbyes, confirmations) in common languages, as
@@ -168,7 +169,7 @@ function tokenize(raw: string, stemChars: number): { toks: Tok[]; socialHits: nu
       const w = m[4];
       const lw = w.toLowerCase();
       if (inCode || SPECIFIC_CHARS.test(w) || CAMEL.test(w)) {
-        toks.push({ key: lw, kind: 'fact' });
+        toks.push({ key: lw.slice(0, MAX_KEY), kind: 'fact' }); // a base64 blob must not bloat memory
       } else {
         if (SOCIAL_WORD.test(lw)) socialHits++;
         toks.push({ key: lw.slice(0, stemChars), kind: 'word' });
