@@ -142,9 +142,13 @@ export function score(outcomes: Outcome[]): Figures {
 }
 
 const line = (f: Figures) =>
-  (f.loops ? `recall ${(f.caught / f.loops).toFixed(2)} (${f.caught}/${f.loops}), early ${f.early}, ` : '') +
-  (f.ok ? `false alarms ${f.falseAlarms}/${f.ok}, ` : '') +
-  (f.caught ? `turns to alarm median ${f.medianDelay} max ${f.maxDelay}` : '').replace(/, $/, '');
+  [
+    f.loops ? `recall ${(f.caught / f.loops).toFixed(2)} (${f.caught}/${f.loops}), early ${f.early}` : '',
+    f.ok ? `false alarms ${f.falseAlarms}/${f.ok}` : '',
+    f.caught ? `turns to alarm median ${f.medianDelay} max ${f.maxDelay}` : '',
+  ]
+    .filter(Boolean)
+    .join(', ');
 
 async function main() {
   const args = process.argv.slice(2);
