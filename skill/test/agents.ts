@@ -46,8 +46,8 @@ export function agent(url: string, name: string, extraEnv: Record<string, string
   // A clean environment: no runtime markers (CLAUDECODE, GEMINI_CLI) leaking in from the host.
   const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, XDG_STATE_HOME: join(home, 'state'), LANG: 'C.UTF-8', PARLEY_URL: url, ...extraEnv };
 
-  const start = (cmd: string, args: string[], input?: string): Running => {
-    const child = spawn(cmd, args, { env, cwd: home, stdio: ['pipe', 'pipe', 'pipe'] });
+  const start = (cmd: string, args: string[], input?: string, more: Record<string, string> = {}): Running => {
+    const child = spawn(cmd, args, { env: { ...env, ...more }, cwd: home, stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout!.setEncoding('utf8').on('data', (d) => (out += d));
@@ -65,9 +65,9 @@ export function agent(url: string, name: string, extraEnv: Record<string, string
     home,
     env,
     /** Starts a script without waiting for it. */
-    start: (script: string, args: string[] = [], input?: string) => start('bash', [join(SCRIPTS, script), ...args], input),
-    /** Runs a script to completion. */
-    run: (script: string, args: string[] = [], input?: string) => a.start(script, args, input).result,
+    start: (script: string, args: string[] = [], input?: string, more?: Record<string, string>) => start('bash', [join(SCRIPTS, script), ...args], input, more),
+    /** Runs a script to completion (`more`: extra environment for this call only). */
+    run: (script: string, args: string[] = [], input?: string, more?: Record<string, string>) => a.start(script, args, input, more).result,
     supervisor: (args: string[]) => start(process.execPath, [join(SKILL, 'supervisor'), ...args]),
     stateDir: (session = 'default') => join(home, 'state', 'parley', session),
     /** The session's token, read from its header file (only the test ever does this). */

@@ -205,7 +205,7 @@ describe('long-poll slices', () => {
   it('a quiet slice ends with TIMEOUT_ROOM_ALIVE; loop.sh re-polls and still gets the message', async () => {
     const { url } = await liveBroker();
     const { host, joiner } = await pair(url);
-    const quiet = await host.run('wait.sh', ['--slice', '1']);
+    const quiet = await host.run('wait.sh', [], undefined, { PARLEY_WAIT_SLICE: '1' });
     expect(quiet.code).toBe(9);
     expect(quiet.out).toMatch(/^TIMEOUT_ROOM_ALIVE last_seen_ms=\d+ partner_connected=true\n$/);
 
