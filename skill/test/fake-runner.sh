@@ -5,6 +5,8 @@
 msg=$(cat)
 [ -r "$PARLEY_CONTEXT" ] || { echo "no context file" >&2; exit 3; }
 n=$(grep -c '^### You' "$PARLEY_CONTEXT")
+# FAKE_RUNNER_MODE=quiet: nothing to add once the partner stands by (an empty reply).
+[ "${FAKE_RUNNER_MODE:-}" = quiet ] && [ "$PARLEY_SIGNAL" = STANDBY ] && exit 0
 if [ "${FAKE_RUNNER_MODE:-}" = thanks ]; then
   echo "Thanks so much, really appreciated! [OVER]"
   exit 0

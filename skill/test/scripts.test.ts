@@ -192,6 +192,16 @@ describe('stopping points', () => {
     expect(readdirSync(second.joiner.stateDir())).not.toContain('auth');
   });
 
+  it('reports a broker restart to a held wait', async () => {
+    const b = await liveBroker();
+    const { host, joiner } = await pair(b.url);
+    const held = joiner.start('wait.sh', ['--slice', '20']);
+    await until(async () => (await host.run('ping.sh')).out.includes('PARTNER_LAST_SEEN_MS: 0\n')); // 0 = waiting now
+    await b.drain();
+    const r = await held.result;
+    expect([r.code, r.first]).toEqual([10, 'BROKER_RESTARTING']);
+  });
+
   it('says plainly when the partner is not there yet', async () => {
     const { url } = await liveBroker();
     const host = agent(url, 'host');

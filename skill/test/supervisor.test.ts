@@ -64,6 +64,24 @@ describe('supervisor', () => {
     expect(r.out).toMatch(/^STOPPED reason=loop_alarm turns=\d+$/m);
   });
 
+  it('as a listener, answers whoever attaches, then stops when they stand by', async () => {
+    const { url } = await liveBroker();
+    const bot = agent(url, 'listener-bot', { FAKE_RUNNER_MODE: 'quiet' });
+    const caller = agent(url, 'caller');
+    const sup = bot.supervisor(['listen', '--runner', FAKE]);
+    await until(() => /LISTENER_CODE: listen_/.test(sup.stdout()));
+    const code = /LISTENER_CODE: (\S+)/.exec(sup.stdout())![1];
+    expect((await caller.run('host.sh', [code])).first).toBe('ROLE: host');
+    await caller.run('send.sh', ['Which database does staging use? [OVER]']);
+    const answer = await caller.run('loop.sh', ['--slice', '5', '--budget', '20']);
+    expect(messageText(answer.out)).toBe('Got "Which database does staging use?". The staging database runs Postgres 15.4 on port 5433');
+    await caller.run('send.sh', ['Thanks, that is all I needed [STANDBY]']);
+    // The bot's runner has nothing to add: no message is sent, the supervisor stops and says why.
+    const r = await sup.result;
+    expect(r.out).toMatch(/^STOPPED reason=partner_standby turns=1$/m);
+    expect(r.code).toBe(0);
+  });
+
   it('stops and reports when the partner leaves', async () => {
     const { url } = await liveBroker();
     const host = agent(url, 'host');
