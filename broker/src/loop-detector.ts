@@ -20,12 +20,20 @@
  *      - 1 if under `minNewShare` of its tokens are new and it brings fewer than `recapFacts`
  *        new facts: a re-posted recap, the same status table with only its age changed;
  *      - else 0 if it brings a new fact: progress "4/9 … p99 41ms", an answer "0.4s";
- *      - else it falls linearly from 1 (at most `emptyWords` new plain words) to 0 (at least
- *        `richWords`): "Still running." is empty, a paragraph of fresh argument is not.
- *    Margin rule: in a message without new facts, each social-formula word (thanks, sorry,
- *    bye, confirmed … in a dozen languages, `SOCIAL_STEMS`) cancels `socialDiscount` new
- *    plain words, so goodbyes with ever-new wording still count as empty. It never touches
- *    a message with a new fact ("thanks! fixed 9 more in `CartScreen`" stays news).
+ *      - else 0 if it asks a new question (a `?` and at least `newQuestionShare` of its words
+ *        new, formula words not counted): "Which region?" moves the work, "Any update?" does not;
+ *      - else 0 if it answers a repeated question with at least `pollNewsWords` new non-formula
+ *        words: "Any update?" / "Tests green, uploading artifacts." is progress, "Still running." is not;
+ *      - else it falls linearly from 1 to 0 as new plain words grow. A short plain statement or
+ *        answer needs only `shortNewShare` of its tokens new ("Europe only, it seems." is news);
+ *        a repeated question or an exclamation ("Καλή συνέχεια!") must bring `richWords` new
+ *        words, and a long message always must: a paragraph of fresh argument is news, the same
+ *        praise in other words is not.
+ *    Margin rule: in a message without new facts, each formula word (thanks, sorry, bye,
+ *    confirmed; any update, still, nothing yet; signing off … in a dozen languages,
+ *    `SOCIAL_STEMS`) cancels `socialDiscount` new plain words, so goodbyes and polls with
+ *    ever-new wording still count as empty. It never touches a message with a new fact
+ *    ("thanks! fixed 9 more in `CartScreen`" stays news).
  * 4. Alarm when, over the last `window` messages, (a) scores sum to at least `threshold`,
  *    (b) none of them scored 0 (one message with news means the work is still moving), and
  *    (c) both sides took part. A single polite closing exchange (two or three messages)
@@ -79,6 +87,12 @@ export interface LoopDetectorOptions {
   emptyWords: number;
   /** … and one with at least this many scores 0; in between the score falls linearly. */
   richWords: number;
+  /** In a short plain answer or statement, this share of its tokens being new words makes it news. */
+  shortNewShare: number;
+  /** An answer to a repeated question ("Any update?") with this many new non-formula words reports progress. */
+  pollNewsWords: number;
+  /** A question whose share of new (non-formula) words reaches this asks something new. */
+  newQuestionShare: number;
   /** Each social-formula word (thanks, bye, confirmed …) cancels this many new plain words. */
   socialDiscount: number;
   /** Texts longer than this are sampled (keeps 100 KB messages cheap). */
@@ -89,13 +103,16 @@ export interface LoopDetectorOptions {
 
 export const LOOP_DEFAULTS: Readonly<LoopDetectorOptions> = {
   window: 5,
-  threshold: 3.75,
+  threshold: 3.5,
   memoryTokens: 4096,
   stemChars: 6,
   minNewShare: 0.25,
   recapFacts: 3,
   emptyWords: 2,
   richWords: 10,
+  shortNewShare: 0.6,
+  newQuestionShare: 0.4,
+  pollNewsWords: 2,
   socialDiscount: 2,
   maxScanChars: 16 * 1024,
 };
@@ -119,17 +136,30 @@ const SOCIAL_STEMS = [
   'great', 'awesome', 'perfect', 'nice', 'glad', 'likewise', 'agree', 'confirm', 'aligned', 'understood', 'understand',
   'ack', 'roger', 'noted', 'exactly', 'correct', 'indeed', 'enjoy', 'wish', 'congrat', 'standing', 'anytime',
   'night', 'weekend', 'teamwork', 'happy', 'hope', 'absolutely', 'definitely',
+  'obliged', 'friend', 'mate', 'lovely', 'wonderful', 'fantastic', 'brilliant', 'excellent', 'superb', 'amazing', 'kind',
+  'collaborat', 'evening', 'morning', 'soon', 'later', 'talk', 'luck', 'cheer', 'bravo', 'kudos', 'grateful', 'gratitude',
+  'sounds', 'good', 'same',
+  // status-poll formulae: asking for news and saying there is none
+  'still', 'yet', 'nothing', 'anything', 'update', 'news', 'progress', 'change', 'pending', 'waiting', 'ready', 'again',
+  'status', 'running', 'continu', 'unchanged',
+  // sign-off formulae
+  'signing', 'logging', 'closing', 'wrap', 'disconnect', 'terminat', 'over', 'out',
   // es / pt / it / fr
   'gracias', 'placer', 'igualmente', 'perdón', 'perdon', 'siento', 'adiós', 'adios', 'hasta', 'saludos', 'genial', 'perfecto',
   'obrigad', 'valeu', 'tchau', 'desculp', 'grazie', 'prego', 'ciao', 'scusa', 'merci', 'revoir', 'parfait',
   'désolé', 'desole', 'bonne', 'excelente', 'amable', 'gusto',
+  'plaisir', 'bientôt', 'bientot', 'soirée', 'soiree', 'beaucoup', 'rien', 'muchas', 'nada', 'luego', 'pronto', 'cuídate',
+  'encantad', 'mille', 'presto', 'piacere', 'muito', 'prazer', 'logo',
+  'novedad', 'sigue', 'todavía', 'todavia', 'aún', 'cambio', 'encore', 'toujours', 'nouvelles', 'changement', 'ancora',
+  'niente', 'novità', 'ainda', 'novidade',
   // de / nl
   'danke', 'bitte', 'gerne', 'tschüss', 'tschuss', 'gleichfalls', 'super', 'entschuldig', 'prima', 'dank', 'zusammenarbeit',
-  'ursache', 'bedankt',
+  'ursache', 'bedankt', 'schön', 'schon', 'wunderbar', 'toll', 'abend', 'bald', 'vielen',
+  'immer', 'nichts', 'neues', 'änderung', 'stand', 'läuft', 'lauft',
   // ru / pl
   'спасибо', 'пожалуйста', 'извин', 'до свидания', 'dzięk', 'dziek',
 ];
-const SOCIAL_CJK = ['ありがと', 'お疲れ', 'よろしく', 'すみません', '申し訳', 'どういたしまして', 'こちらこそ', '助かり', '谢谢', '感谢', '辛苦', '不客气', '再见', '감사', '고맙', '수고'];
+const SOCIAL_CJK = ['まだ', '進捗', '変化なし', '还在', '进展', 'ありがと', 'お疲れ', 'よろしく', 'すみません', '申し訳', 'どういたしまして', 'こちらこそ', '助かり', '谢谢', '感谢', '辛苦', '不客气', '再见', '감사', '고맙', '수고'];
 // Short entries must match whole words ("ty" is not "type"); longer ones are word starts.
 const SOCIAL_WORD = new RegExp(`^(?:${SOCIAL_STEMS.map((w) => (w.length <= 4 ? `${w}$` : w)).join('|')})`, 'u');
 
@@ -181,8 +211,13 @@ function tokenize(raw: string, stemChars: number): { toks: Tok[]; socialHits: nu
   return { toks, socialHits };
 }
 
+const QUESTION = /[?？¿]/u;
+// Exclamations without facts are how pleasantries sound in most languages ("Καλή συνέχεια!").
+const EXCLAIM = /[!！¡]/u;
+
 interface Judged extends MessageScore {
   emoji: boolean;
+  ask: 'new' | 'stale' | null;
 }
 
 export function createLoopDetector(options: Partial<LoopDetectorOptions> = {}): LoopDetector {
@@ -214,14 +249,28 @@ export function createLoopDetector(options: Partial<LoopDetectorOptions> = {}): 
     for (const k of here) remember(k);
     const newShare = counted ? (newFacts + newWords) / counted : 0;
     const social = newFacts === 0 && socialHits > 0;
+    const words = newWords - (social ? o.socialDiscount * socialHits : 0);
+    // Questions steer the work: a new one ("Which region?") moves it, a repeated one ("Any update?") does not.
+    const isQuestion = QUESTION.test(text);
+    const ask = !isQuestion ? null : newFacts > 0 || (words >= 1 && words / counted >= o.newQuestionShare) ? 'new' : 'stale';
+    const last = recent[recent.length - 1];
+    const answering = last && last.sender !== sender ? last.ask : null;
     let score: number;
+    const exclaims = EXCLAIM.test(text);
     if (newShare < o.minNewShare && newFacts < o.recapFacts) score = 1;
-    else if (newFacts > 0) score = 0;
+    else if (newFacts > 0 || ask === 'new') score = 0;
+    // A poll's answer is either "no change" (all formula words) or progress: `pollNewsWords` new words make it news.
+    else if (answering === 'stale' && !isQuestion && !exclaims && words >= o.pollNewsWords) score = 0;
     else {
-      const words = newWords - (social ? o.socialDiscount * socialHits : 0);
-      score = Math.min(1, Math.max(0, (o.richWords - words) / (o.richWords - o.emptyWords)));
+      // A short plain statement or answer is news when most of its words are new ("Europe only,
+      // it seems."); formula words (thanks, still, any update…) do not count as new. A question
+      // that repeats, or an exclamation, must bring up to `richWords` new words instead.
+      const lenient = answering === 'new' || (!isQuestion && !exclaims);
+      const rich = lenient ? Math.min(o.richWords, Math.max(1, Math.ceil(counted * o.shortNewShare))) : o.richWords;
+      const empty = (rich * o.emptyWords) / o.richWords;
+      score = Math.min(1, Math.max(0, (rich - words) / (rich - empty)));
     }
-    return { sender, tokens: counted, newFacts, newWords, newShare, social, score, windowSum: 0, emoji: counted === 0 };
+    return { sender, tokens: counted, newFacts, newWords, newShare, social, score, windowSum: 0, emoji: counted === 0, ask };
   };
 
   return {

@@ -96,6 +96,18 @@ describe('loops it catches', () => {
     expectCaught([...productive(4, 'certs'), ...loop], 4);
   });
 
+  it('status polls in plain words, answered with "still running" in ever-new wording', () => {
+    const polls = ['Any news?', 'How is it looking?', 'Any progress yet?', 'Update?', 'Anything new on it?', 'Done yet?', 'Status?'];
+    const answers = ['Still going.', 'Nothing yet, still on it.', 'It continues, no change.', 'Still the same.', 'Not yet, still running.', 'Unchanged, still waiting.', 'Still pending.'];
+    const loop = polls.flatMap((p, i) => [p, answers[i]]);
+    expectCaught([...productive(2), 'Kicked off the reindex job.', 'Thanks, it usually takes a while.', ...loop], 4);
+  });
+
+  it('radio-style sign-offs that never end', () => {
+    const bye = ['Closing out on my side.', 'Closing here too. Over and out.', 'Out. Signing off.', 'Signing off as well.', 'Logging off now.', 'Logged off. Out.', 'Disconnecting. Bye.', 'Bye, disconnecting too.', 'Signing off for real.', 'Out.'];
+    expectCaught([...productive(4), ...bye], 4);
+  });
+
   it('a goodbye volley in a language the social word list does not cover (Greek)', () => {
     // The core is novelty, not keywords: once the same few words keep coming back, it fires.
     const bye = ['Ευχαριστώ πολύ!', 'Κι εγώ ευχαριστώ!', 'Τα λέμε σύντομα!', 'Ευχαριστώ, τα λέμε!', 'Καλή συνέχεια!', 'Καλή συνέχεια, ευχαριστώ!', 'Τα λέμε!', 'Ευχαριστώ και πάλι!', 'Καλή συνέχεια και πάλι!', 'Τα λέμε, ευχαριστώ πολύ!', 'Ευχαριστώ!', 'Καλή συνέχεια!'];
@@ -158,6 +170,29 @@ describe('productive look-alikes it leaves alone', () => {
       turns.push(pick(['ok', 'next', 'ok', 'next', 'continue'], i));
     });
     expect(replay(turns).at).toBeNull();
+  });
+
+  it('plain-language Q&A with no numbers at all: every question asks something new', () => {
+    const qa = [
+      ['Which cloud do we deploy on?', 'Google Cloud, mostly.'],
+      ['Who owns the billing service?', "Maria's team."],
+      ['Where do incidents get reported?', 'The on-call channel in Slack.'],
+      ['Do we squash merge?', 'Yes, always squash.'],
+      ['Who approves production deploys?', 'Any senior engineer on the rota.'],
+      ['Is there a staging environment?', 'Yes, refreshed nightly.'],
+      ['How are secrets stored?', 'In the vault, never in repositories.'],
+    ].flat();
+    expect(replay(['Some onboarding questions, ok?', 'Sure, go ahead.', ...qa]).at).toBeNull();
+  });
+
+  it('plain-language incident triage with one-word questions and short answers', () => {
+    const triage = ['Checkout fails for some users.', 'Which region?', 'Europe only, it seems.', 'Is the load balancer healthy?', 'Health checks pass.', 'DNS?', 'Resolving fine from here.', 'Certificates?', 'Expired this morning on the European edge!', 'Renewing now.', 'Confirmed working again.', 'Writing the postmortem.'];
+    expect(replay(triage).at).toBeNull();
+  });
+
+  it('identical polls answered with progress in words, not numbers', () => {
+    const steps = ['Compiling the backend now.', 'Backend compiled, bundling the frontend.', 'Bundling finished, running the test suite.', 'Tests green, uploading artifacts.', 'Artifacts uploaded, promoting the release.', 'Release promoted, smoke tests running.'];
+    expect(replay(['Release build started.', ...steps.flatMap((s) => ['Any update?', s])]).at).toBeNull();
   });
 
   it('identical polls while every answer reports new CI progress', () => {
