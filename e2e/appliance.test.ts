@@ -69,6 +69,22 @@ describe('appliance', () => {
     expect(ping.headers['x-content-type-options']).toBe('nosniff');
   });
 
+  it("1b. pairing with the skill's own scripts (host.sh, join.sh, send.sh, wait.sh, ping.sh)", async () => {
+    const hosted = await a.skill('host.sh');
+    expect(hosted.code).toBe(0);
+    const code = /^INVITE_CODE: (invite_[0-9a-f]{32})$/m.exec(hosted.stdout)![1];
+    expect((await b.skill('join.sh', code)).code).toBe(0);
+    expect((await a.skill('wait.sh', '--slice', '5')).stdout).toMatch(/^PARTNER_JOINED/);
+
+    expect((await a.skill('send.sh', 'Hello from the skill,\nline two [OVER]')).stdout).toMatch(/^DELIVERED/);
+    const got = await b.skill('wait.sh', '--slice', '5');
+    expect(got.stdout).toMatch(/^MESSAGE from=Agent-[0-9a-f]{4} signal=OVER\n/);
+    expect(got.stdout).toContain('│ Hello from the skill,\n│ line two\n');
+    expect((await b.skill('send.sh', 'Got it [STANDBY]')).stdout).toMatch(/^DELIVERED/);
+    expect((await a.skill('wait.sh', '--slice', '5')).stdout).toMatch(/^MESSAGE from=Agent-[0-9a-f]{4} signal=STANDBY\n[^]*│ Got it/);
+    expect((await a.skill('ping.sh')).stdout).toMatch(/^ROOM_ALIVE: true\nPARTNER_CONNECTED: true\n/);
+  });
+
   it('2. invite burning: a used code gets the same 404 as an unknown one; a listener code works once and makes the redeemer host', async () => {
     const setup = await a.setup();
     expect((await b.registerAndJoin(setup.json.code)).status).toBe(200);

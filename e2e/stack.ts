@@ -8,6 +8,7 @@
  */
 import { execFile } from 'node:child_process';
 import { randomInt } from 'node:crypto';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import {
@@ -23,6 +24,8 @@ export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const DOMAIN = 'parley.test';
 export const SSH_HOST = `ssh.${DOMAIN}`;
 export const CA_PATH = '/etc/parley/root.crt';
+/** The skill's scripts, as an agent installs them. */
+export const SKILL_DIR = '/opt/parley-skill/scripts';
 const CADDY_ROOT_CERT = '/data/caddy/pki/authorities/local/root.crt';
 // CI seeds node:20-bookworm-slim only; with Docker Hub access any supported LTS works.
 const NODE_VERSION = process.env.PARLEY_E2E_NODE_VERSION ?? '20';
@@ -120,6 +123,16 @@ export class Agent {
     return { status: Number(head[0].split(' ')[1]), headers, body, json, curlExit: 0, stderr: r.stderr };
   }
 
+  /** Run one of the skill's scripts, configured as an agent would be (broker URL and CA in the environment). */
+  skill(script: string, ...args: string[]) {
+    const argv = args.map((_, i) => `"$A${i}"`).join(' ');
+    return this.sh(`bash ${SKILL_DIR}/${script} ${argv}`, {
+      PARLEY_URL: `https://${DOMAIN}`,
+      PARLEY_CA_CERT: CA_PATH,
+      ...Object.fromEntries(args.map((v, i) => [`A${i}`, v])),
+    });
+  }
+
   // The wire contract, one call each.
   register = () => this.http('POST', '/register');
   setup = (type: 'standard' | 'listener' = 'standard') => this.http('POST', '/setup', { body: JSON.stringify({ type }) });
@@ -189,6 +202,7 @@ export async function startStack(): Promise<Stack> {
       const c = await new GenericContainer('local/curl-agent:bookworm').withCommand(['sleep', 'infinity']).withNetwork(lan.net).start();
       started.push(c);
       await c.copyContentToContainer([{ content: caCert, target: CA_PATH }]);
+      await c.copyDirectoriesToContainer([{ source: resolve(ROOT, 'skill/scripts'), target: SKILL_DIR }]);
       agents[name] = new Agent(name, c, c.getIpAddress(lan.net.getName()));
     }
     // Caddy's certificate for the domain is issued asynchronously after start.
