@@ -3,6 +3,7 @@
  * One table here is the single source of truth; the README's configuration table mirrors it.
  */
 import ipaddr from 'ipaddr.js';
+import proxyaddr from 'proxy-addr';
 
 export interface Config {
   httpPort: number;
@@ -56,6 +57,14 @@ function cidrs(env: Env, name: string): string[] {
       else ipaddr.parse(c);
     } catch {
       throw new ConfigError(`${name} must be a comma-separated list of IPs or CIDRs, bad entry "${c}"`);
+    }
+    return c;
+  }).map((c) => {
+    // Validate exactly as the HTTP adapter will compile it (proxy-addr refuses /0, for one).
+    try {
+      proxyaddr.compile([c]);
+    } catch {
+      throw new ConfigError(`${name} entry "${c}" is not accepted: trusting every address would let any client choose its rate-limit bucket`);
     }
     return c;
   });

@@ -34,6 +34,7 @@ describe('broker process', () => {
     [{ HTTP_PORT: 'abc' }, /^parley: HTTP_PORT must be a whole number, got "abc"\n$/],
     [{ RATE_LIMITS: 'maybe' }, /^parley: RATE_LIMITS must be "on" or "off"/],
     [{ TRUSTED_PROXIES: '10.0.0.0/99' }, /^parley: TRUSTED_PROXIES must be a comma-separated list/],
+    [{ TRUSTED_PROXIES: '10.0.0.0/8,0.0.0.0/0' }, /^parley: TRUSTED_PROXIES entry "0.0.0.0\/0" is not accepted/],
     [{ WAIT_TIMEOUT_S: '0' }, /^parley: WAIT_TIMEOUT_S must be between 1 and 3600, got 0\n$/],
   ])('refuses a bad setting %o with one line on stderr and exit 1', async (env, message) => {
     const p = run(env as Record<string, string>);
