@@ -58,6 +58,11 @@ export class Store {
   readonly db: Database;
   private readonly key = randomBytes(32);
   private readonly q: Record<string, Statement>;
+  /**
+   * Read-through copy of token rows, by hash: every request authenticates, and a Map lookup
+   * costs a fraction of a sql.js round trip. Every write below updates it with the row.
+   */
+  private readonly tokens = new Map<string, TokenRow>();
 
   static async open(): Promise<Store> {
     sqlModule ??= await initSqlJs();
@@ -118,24 +123,39 @@ export class Store {
 
   addToken(hash: Buffer, expiresAt: number): void {
     this.run(this.q.insertToken, [hash, expiresAt]);
+    const key = hash.toString('hex');
+    this.tokens.set(key, { hash: key, roomId: null, roomsCreated: 0, expiresAt });
   }
 
   getToken(hash: Buffer): TokenRow | undefined {
+    const key = hash.toString('hex');
+    const cached = this.tokens.get(key);
+    if (cached) return { ...cached };
     const row = this.one(this.q.getToken, [hash]);
     if (!row) return undefined;
-    return { hash: hash.toString('hex'), roomId: row[0] as number | null, roomsCreated: row[1] as number, expiresAt: row[2] as number };
+    const fresh: TokenRow = { hash: key, roomId: row[0] as number | null, roomsCreated: row[1] as number, expiresAt: row[2] as number };
+    this.tokens.set(key, fresh);
+    return { ...fresh };
+  }
+
+  private cachedRow(hash: Buffer, change: Partial<TokenRow>): void {
+    const row = this.tokens.get(hash.toString('hex'));
+    if (row) Object.assign(row, change);
   }
 
   touchToken(hash: Buffer, expiresAt: number): void {
     this.run(this.q.touchToken, [expiresAt, hash]);
+    this.cachedRow(hash, { expiresAt });
   }
 
   setTokenRoom(hash: Buffer, roomId: number | null): void {
     this.run(this.q.setTokenRoom, [roomId, hash]);
+    this.cachedRow(hash, { roomId });
   }
 
   deleteToken(hash: Buffer): void {
     this.run(this.q.deleteToken, [hash]);
+    this.tokens.delete(hash.toString('hex'));
   }
 
   expiredTokens(now: number): Buffer[] {
@@ -147,6 +167,8 @@ export class Store {
     this.run(this.q.insertRoom, [kind, creator, headless ? 1 : 0, now]);
     const id = this.one(this.q.lastId, [])![0] as number;
     this.run(this.q.countRoom, [creator]);
+    const row = this.tokens.get(creator.toString('hex'));
+    if (row) row.roomsCreated += 1;
     return id;
   }
 
@@ -154,7 +176,7 @@ export class Store {
     this.run(this.q.setHeadless, [headless ? 1 : 0, roomId]);
   }
 
-  /** Deletes the room; its codes go with it, its members' room_id becomes NULL. */
+  /** Deletes the room and its codes. The engine moves its members out first (setTokenRoom), so the cache stays exact. */
   deleteRoom(roomId: number): void {
     this.run(this.q.deleteRoom, [roomId]);
   }
