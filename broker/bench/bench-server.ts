@@ -2,9 +2,11 @@
  * One relay under test in its own process (`parley` or `null`), so its sockets have their own
  * open-file limit and its RSS and CPU time can be read alone. Talks to the bench over IPC:
  * sends {port} once listening, answers {cmd:'stats'} with memory (after a forced GC when
- * --expose-gc is on), CPU time and open connections, and exits on {cmd:'exit'}.
+ * --expose-gc is on, unless args.gc is false), CPU time and open connections, and exits on {cmd:'exit'}.
  */
+import { writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
+import { Session } from 'node:inspector/promises';
 import type { AddressInfo } from 'node:net';
 import { startBroker } from '../src/server.js';
 import { createNullRelay } from './null-relay.js';
@@ -12,6 +14,7 @@ import { createNullRelay } from './null-relay.js';
 export interface ServerStats {
   rss: number;
   heapUsed: number;
+  heapTotal: number;
   external: number;
   cpuUs: number;
   connections: number;
@@ -38,14 +41,27 @@ if (kind === 'parley') {
 const gc = (globalThis as { gc?: () => void }).gc;
 const send = (m: unknown) => process.send!(m);
 
-process.on('message', async (m: { cmd: string; id: number }) => {
+let inspector: Session | undefined;
+
+process.on('message', async (m: { cmd: string; id: number; args?: { file?: string; gc?: boolean } }) => {
   if (m.cmd === 'stats') {
-    if (gc) for (let i = 0; i < 3; i++) gc(); // settle weak/finalizer chains before reading RSS
+    if (gc && m.args?.gc !== false) for (let i = 0; i < 3; i++) gc(); // settle weak/finalizer chains before reading RSS
     const mem = process.memoryUsage();
     const cpu = process.cpuUsage();
     const connections = await new Promise<number>((resolve) => server.getConnections((_e, n) => resolve(n)));
-    const stats: ServerStats = { rss: mem.rss, heapUsed: mem.heapUsed, external: mem.external, cpuUs: cpu.user + cpu.system, connections };
+    const stats: ServerStats = { rss: mem.rss, heapUsed: mem.heapUsed, heapTotal: mem.heapTotal, external: mem.external, cpuUs: cpu.user + cpu.system, connections };
     send({ id: m.id, result: stats });
+  } else if (m.cmd === 'profileStart') {
+    inspector = new Session();
+    inspector.connect();
+    await inspector.post('Profiler.enable');
+    await inspector.post('Profiler.start');
+    send({ id: m.id, result: true });
+  } else if (m.cmd === 'profileStop' && inspector) {
+    const { profile } = await inspector.post('Profiler.stop');
+    writeFileSync(m.args!.file!, JSON.stringify(profile));
+    inspector.disconnect();
+    send({ id: m.id, result: m.args!.file });
   } else if (m.cmd === 'exit') {
     await stop();
     process.exit(0);
