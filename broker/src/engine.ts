@@ -72,7 +72,8 @@ interface Room {
   members: Member[];
   paused: null | 'standby' | 'loop';
   alarms: number;
-  detector: LoopDetector;
+  /** Made on the first message: an idle room costs no detector memory. */
+  detector: LoopDetector | null;
 }
 
 /** One event handed to a waiter. `settle(false)` means it never fully reached the client: it goes back to the head of the queue. */
@@ -176,7 +177,7 @@ export class Engine {
       members: [],
       paused: null,
       alarms: 0,
-      detector: createLoopDetector(),
+      detector: null,
     };
     this.rooms.set(id, room);
     this.addMember(room, hashBuf, role);
@@ -264,6 +265,7 @@ export class Engine {
     if (partner.queue.length >= this.config.queueMaxMessages || partner.queueBytes + bytes > this.config.queueMaxBytes)
       throw new ParleyError(429, "Partner's inbox is full: wait for it to read", 'inbox_full', 5);
 
+    room.detector ??= createLoopDetector();
     const alarm = room.detector.observe(me.role === 'host' ? 0 : 1, text, signal);
     if (alarm) throw this.raiseAlarm(room, alarm);
 
@@ -321,7 +323,7 @@ export class Engine {
     const { room, me } = this.memberOf(token);
     if (room.paused !== 'loop') throw new ParleyError(409, 'Room is not paused by a loop alarm', 'not_paused');
     room.paused = null;
-    room.detector.reset();
+    room.detector?.reset();
     const notice = frameNotice(`${me.agentId} resumed the session after the loop alarm. A second loop alarm ends the session.`);
     for (const m of room.members) this.deliver(m, notice);
     return { ok: true };

@@ -12,7 +12,7 @@
  *    scripts written without spaces (Han, kana, Thai, …) become character bigrams; each
  *    pictograph (emoji) is its own token. Plain words are cut to `stemChars` characters, a
  *    crude stemmer that works in most alphabetic languages ("confirmed" ~ "confirming").
- * 2. Novelty against memory. A bounded LRU map remembers the last `memoryTokens` distinct
+ * 2. Novelty against memory. A bounded two-generation set remembers about the last `memoryTokens` distinct
  *    tokens of the conversation (both sides). A token is *new* if it is not in memory.
  * 3. Score of one message, 0 (news) … 1 (nothing new). *Facts* are tokens with a digit,
  *    inner punctuation, camelCase or inside backticks (numbers, paths, identifiers, code);
@@ -75,7 +75,7 @@ export interface LoopDetectorOptions {
   window: number;
   /** Sum of scores over the window that raises the alarm. */
   threshold: number;
-  /** Distinct tokens remembered per room (LRU): the bounded memory of "already said". */
+  /** Distinct tokens remembered per room (two generations of half this each): the bounded memory of "already said". */
   memoryTokens: number;
   /** Plain words are compared on this many leading characters. */
   stemChars: number;
@@ -163,10 +163,7 @@ const SOCIAL_CJK = ['まだ', '進捗', '変化なし', '还在', '进展', 'あ
 // Short entries must match whole words ("ty" is not "type"); longer ones are word starts.
 const SOCIAL_WORD = new RegExp(`^(?:${SOCIAL_STEMS.map((w) => (w.length <= 4 ? `${w}$` : w)).join('|')})`, 'u');
 
-interface Tok {
-  key: string;
-  kind: 'fact' | 'word' | 'pictograph';
-}
+const ASCII = /^[\x00-\x7f]*$/;
 
 /** Sample very long texts in evenly spaced slices so the cost stays bounded. */
 function scanText(text: string, max: number): string {
@@ -179,9 +176,14 @@ function scanText(text: string, max: number): string {
   return out;
 }
 
-function tokenize(raw: string, stemChars: number): { toks: Tok[]; socialHits: number } {
+const FACT = 0;
+const PLAIN = 1;
+const PICTOGRAPH = 2;
+type Kind = typeof FACT | typeof PLAIN | typeof PICTOGRAPH;
+
+/** Calls `visit` for every token (no arrays: this runs on every message); returns the count of formula words. */
+function tokenize(raw: string, stemChars: number, visit: (key: string, kind: Kind) => void): number {
   const text = raw.normalize('NFKC');
-  const toks: Tok[] = [];
   let socialHits = 0;
   let inCode = false;
   TOKEN.lastIndex = 0;
@@ -190,25 +192,27 @@ function tokenize(raw: string, stemChars: number): { toks: Tok[]; socialHits: nu
       inCode = !inCode;
     } else if (m[2]) {
       const run = m[2].toLowerCase();
-      const kind = inCode ? 'fact' : 'word';
-      if (run.length === 1) toks.push({ key: run, kind });
-      for (let i = 0; i + 1 < run.length; i++) toks.push({ key: run.slice(i, i + 2), kind });
+      const kind = inCode ? FACT : PLAIN;
+      if (run.length === 1) visit(run, kind);
+      for (let i = 0; i + 1 < run.length; i++) visit(run.slice(i, i + 2), kind);
     } else if (m[3]) {
-      toks.push({ key: m[3], kind: 'pictograph' });
+      visit(m[3], PICTOGRAPH);
     } else {
       const w = m[4];
       const lw = w.toLowerCase();
       if (inCode || SPECIFIC_CHARS.test(w) || CAMEL.test(w)) {
-        toks.push({ key: lw.slice(0, MAX_KEY), kind: 'fact' }); // a base64 blob must not bloat memory
+        visit(lw.length > MAX_KEY ? lw.slice(0, MAX_KEY) : lw, FACT); // a base64 blob must not bloat memory
       } else {
         if (SOCIAL_WORD.test(lw)) socialHits++;
-        toks.push({ key: lw.slice(0, stemChars), kind: 'word' });
+        visit(lw.length > stemChars ? lw.slice(0, stemChars) : lw, PLAIN);
       }
     }
   }
-  const lower = text.toLowerCase();
-  for (const s of SOCIAL_CJK) if (lower.includes(s)) socialHits++;
-  return { toks, socialHits };
+  if (!ASCII.test(text)) {
+    const lower = text.toLowerCase();
+    for (const s of SOCIAL_CJK) if (lower.includes(s)) socialHits++;
+  }
+  return socialHits;
 }
 
 const QUESTION = /[?？¿]/u;
@@ -222,30 +226,36 @@ interface Judged extends MessageScore {
 
 export function createLoopDetector(options: Partial<LoopDetectorOptions> = {}): LoopDetector {
   const o: LoopDetectorOptions = { ...LOOP_DEFAULTS, ...options };
-  const memory = new Map<string, true>();
+  // Bounded memory of what was said, in two generations: a token is known while it sits in
+  // either; when the young one fills up it becomes the old one. O(1), no per-token deletes.
+  let young = new Set<string>();
+  let old = new Set<string>();
   let recent: Judged[] = [];
 
+  const known = (key: string) => young.has(key) || old.has(key);
   const remember = (key: string) => {
-    memory.delete(key); // re-insert: Map order is the LRU order
-    memory.set(key, true);
-    if (memory.size > o.memoryTokens) memory.delete(memory.keys().next().value as string);
+    if (young.has(key)) return;
+    young.add(key);
+    if (young.size >= o.memoryTokens / 2) {
+      old = young;
+      young = new Set();
+    }
   };
 
   const judge = (sender: 0 | 1, text: string): Judged => {
-    const { toks, socialHits } = tokenize(scanText(text, o.maxScanChars), o.stemChars);
     let newFacts = 0;
     let newWords = 0;
     let counted = 0;
     const here = new Set<string>();
-    for (const t of toks) {
-      if (here.has(t.key)) continue;
-      here.add(t.key);
-      if (t.kind === 'pictograph') continue; // reactions carry no facts, new or not
+    const socialHits = tokenize(scanText(text, o.maxScanChars), o.stemChars, (key, kind) => {
+      if (here.has(key)) return;
+      here.add(key);
+      if (kind === PICTOGRAPH) return; // reactions carry no facts, new or not
       counted++;
-      if (memory.has(t.key)) continue;
-      if (t.kind === 'fact') newFacts++;
+      if (known(key)) return;
+      if (kind === FACT) newFacts++;
       else newWords++;
-    }
+    });
     for (const k of here) remember(k);
     const newShare = counted ? (newFacts + newWords) / counted : 0;
     const social = newFacts === 0 && socialHits > 0;

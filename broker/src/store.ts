@@ -71,6 +71,9 @@ export class Store {
 
   private constructor(db: Database) {
     this.db = db;
+    // sql.js keeps the database as a file in its in-memory file system; without these, every
+    // statement probes for a hot journal (a thrown ENOENT in JS) and writes one.
+    db.exec('PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = MEMORY;');
     db.exec(SCHEMA);
     const p = (sql: string) => db.prepare(sql);
     this.q = {

@@ -1,5 +1,5 @@
 /** GET /wait: timeouts, slices, one waiter per participant, disconnects, redelivery and expiry. */
-import { request } from 'node:http';
+import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { broker, client, messageLines } from './helpers.js';
 
@@ -105,18 +105,18 @@ describe('/wait', () => {
     const { host, joiner } = await api.pair();
     await api.send(host, `${'y'.repeat(big)} [OVER]`);
     await api.send(host, 'second [OVER]');
-    // A reader that takes the headers, never reads the body, then hangs up.
+    // A reader that never reads, then hangs up: its receive window stays small, so the write cannot finish.
     await new Promise<void>((resolve, reject) => {
-      const req = request(`${b.url}/wait?timeout=5`, { headers: { authorization: `Bearer ${joiner}` } }, (res) => {
-        res.pause();
+      const { port } = new URL(b.url);
+      const sock = connect(Number(port), '127.0.0.1', () => {
+        sock.pause();
+        sock.write(`GET /wait?timeout=5 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${joiner}\r\n\r\n`);
         setTimeout(() => {
-          req.destroy();
+          sock.destroy();
           resolve();
-        }, 300);
+        }, 500);
       });
-      req.on('error', () => undefined);
-      req.setTimeout(10_000, () => reject(new Error('no response')));
-      req.end();
+      sock.on('error', reject);
     });
     expect(await eventually(() => gauge(b.url, 'parley_messages_requeued_total'), (n) => n === 1)).toBe(1);
     const again = await api.wait(joiner, 5);

@@ -4,9 +4,9 @@
  * that existing agent scripts grep for.
  */
 import Router from '@koa/router';
+import type { ServerResponse } from 'node:http';
 import Koa, { type Context, type Next } from 'koa';
 import { koaBody } from 'koa-body';
-import onFinished from 'on-finished';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { type Delivery, type Engine, ParleyError } from '../engine.js';
@@ -97,23 +97,13 @@ export function createApp(deps: { engine: Engine; store: Store; config: Config; 
     ctx.body = engine.send(bearer(ctx), typeof body === 'string' ? body : '');
   });
 
-  r.get('/wait', limit('wait', byToken), async (ctx) => {
+  r.get('/wait', limit('wait', byToken), (ctx) => {
     const seconds = waitSeconds(ctx.query.timeout, config.waitTimeoutS);
-    const { result, cancel } = engine.wait(bearer(ctx), seconds * 1000);
-    // A client that goes away while waiting leaves no waiter behind.
-    const onClose = () => cancel();
-    ctx.res.once('close', onClose);
-    const delivery = await result;
-    ctx.res.off('close', onClose);
-    ctx.type = 'text/plain';
-    ctx.set('Cache-Control', 'no-store');
-    if (!delivery) {
-      ctx.body = timeoutText(seconds);
-      return;
-    }
-    if (ctx.res.destroyed) return delivery.settle(false);
-    ctx.body = delivery.body;
-    settleWhenWritten(ctx, delivery);
+    const { result, cancel } = engine.wait(bearer(ctx), seconds * 1000); // refusals throw here, as JSON errors
+    // Answered by hand when the event comes: a held poll then keeps only its socket and a
+    // waiter, not Koa's whole middleware chain (thousands of idle rooms hold two each).
+    ctx.respond = false;
+    answerWait(ctx.res, result, cancel, seconds, engine, metrics);
   });
 
   r.get('/ping', limit('ping', byToken), (ctx) => {
@@ -151,9 +141,34 @@ function waitSeconds(raw: unknown, max: number): number {
   return Math.min(Number(raw), max);
 }
 
-/** The event counts as delivered only once the whole response left; otherwise it goes back to the head of the queue. */
-function settleWhenWritten(ctx: Context, delivery: Delivery): void {
-  onFinished(ctx.res, (err) => delivery.settle(!err && ctx.res.writableFinished));
+/**
+ * Writes a /wait answer once the engine has one. A client that hangs up first leaves no waiter
+ * behind; an event counts as delivered only once its whole response left, otherwise it goes
+ * back to the head of the queue.
+ */
+function answerWait(res: ServerResponse, result: Promise<Delivery | null>, cancel: () => void, seconds: number, engine: Engine, metrics: Metrics): void {
+  res.once('close', cancel);
+  result.then((delivery) => {
+    res.off('close', cancel);
+    if (res.destroyed) return delivery?.settle(false);
+    const body = delivery ? delivery.body : timeoutText(seconds);
+    res.writeHead(200, {
+      'content-type': 'text/plain; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+      'cache-control': 'no-store',
+      ...(engine.isDraining ? { connection: 'close' } : {}),
+    });
+    // Delivered once 'finish' comes on a live socket: Node also emits 'finish' while tearing down a
+    // socket that died mid-write (and res.writableFinished reads true once the socket is detached).
+    if (delivery) {
+      const socket = res.socket;
+      let flushed = false;
+      res.once('finish', () => (flushed = socket !== null && !socket.destroyed));
+      res.once('close', () => delivery.settle(flushed));
+    }
+    res.end(body);
+    metrics.responses.inc({ route: '/wait', status: '200' });
+  });
 }
 
 function errorsAsJson(log: Logger, metrics: Metrics) {
@@ -184,7 +199,7 @@ function errorsAsJson(log: Logger, metrics: Metrics) {
     } finally {
       // Route patterns only: paths can hold codes, and tokens live in headers we never log.
       const route = (ctx as Context & { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
-      metrics.responses.inc({ route, status: String(ctx.status) });
+      if (ctx.respond !== false) metrics.responses.inc({ route, status: String(ctx.status) }); // hand-answered ones count themselves
       log.debug({ method: ctx.method, route, status: ctx.status, ms: Math.round(performance.now() - started) }, 'request');
     }
   };
