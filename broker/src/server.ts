@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import type { DestinationStream } from 'pino';
 import { loadConfig } from './config.js';
 import { Engine } from './engine.js';
-import { createApp } from './http/app.js';
+import { httpHandler } from './http/app.js';
 import { createLogger } from './log.js';
 import { createMetrics } from './metrics.js';
 import { Store } from './store.js';
@@ -31,9 +31,7 @@ export async function startBroker(opts: { env?: Record<string, string | undefine
   let engine: Engine | undefined;
   const metrics = createMetrics(() => engine?.stats().rooms ?? 0);
   engine = new Engine(store, config, metrics);
-  const app = createApp({ engine, store, config, metrics, log });
-  app.silent = true; // errors are logged by our own middleware, without their context
-  const server = createServer(app.callback());
+  const server = createServer(httpHandler({ engine, store, config, metrics, log }));
   // Longer than any proxy's idle keep-alive, so a reused connection is never cut under a request.
   server.keepAliveTimeout = 75_000;
   server.headersTimeout = 80_000;

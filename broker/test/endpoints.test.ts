@@ -31,5 +31,8 @@ describe('operational endpoints', () => {
     expect(wrong.status).toBe(405);
     expect(wrong.json.code).toBe('method_not_allowed');
     expect(wrong.headers.get('allow')).toContain('POST');
+    const waitWrong = await api.call('POST', '/wait');
+    expect(waitWrong.status).toBe(405);
+    expect(waitWrong.json).toEqual({ error: 'Method not allowed', code: 'method_not_allowed' });
   });
 });

@@ -5,9 +5,8 @@
 import type { Context, Next } from 'koa';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import type { Config } from '../config.js';
-import type { Metrics } from '../metrics.js';
 import { ParleyError } from '../engine.js';
-import { addressBucket } from './client-address.js';
+import type { Metrics } from '../metrics.js';
 
 export type LimitName = 'anon' | 'send' | 'wait' | 'ping';
 
@@ -22,18 +21,25 @@ export function rateLimits(config: Config, metrics: Metrics) {
     Object.entries(perMin).map(([name, points]) => [name, new RateLimiterMemory({ points, duration: 60, keyPrefix: name })]),
   ) as Record<LimitName, RateLimiterMemory>;
 
-  /** Middleware: `anon` limits by address bucket, the others by the bearer token (whose hash is the key). */
-  return (name: LimitName, keyOf: (ctx: Context) => string) =>
-    async (ctx: Context, next: Next) => {
-      if (!config.rateLimits) return next();
-      try {
-        await limiters[name].consume(keyOf(ctx));
-      } catch (e) {
-        if (!(e instanceof RateLimiterRes)) throw e;
-        metrics.rateLimited.inc({ limit: name });
-        const retry = Math.max(1, Math.ceil(e.msBeforeNext / 1000));
-        throw new ParleyError(429, `Rate limit exceeded: retry in ${retry}s`, 'rate_limited', retry);
-      }
-      return next();
-    };
+  /** Counts one request against `key`; a 429 ParleyError with Retry-After once the window is spent. */
+  const check = async (name: LimitName, key: string): Promise<void> => {
+    if (!config.rateLimits) return;
+    try {
+      await limiters[name].consume(key);
+    } catch (e) {
+      if (!(e instanceof RateLimiterRes)) throw e;
+      metrics.rateLimited.inc({ limit: name });
+      const retry = Math.max(1, Math.ceil(e.msBeforeNext / 1000));
+      throw new ParleyError(429, `Rate limit exceeded: retry in ${retry}s`, 'rate_limited', retry);
+    }
+  };
+
+  /** The same as Koa middleware: `anon` keys by address bucket, the others by the bearer token's hash. */
+  const middleware = (name: LimitName, keyOf: (ctx: Context) => string) => async (ctx: Context, next: Next) => {
+    await check(name, keyOf(ctx));
+    return next();
+  };
+  return { check, middleware };
 }
+
+export type RateLimits = ReturnType<typeof rateLimits>;
