@@ -125,9 +125,14 @@ export class Engine {
     return { token };
   }
 
-  private auth(token: string | undefined) {
-    if (!token || !TOKEN_RE.test(token)) throw unauthorized();
-    const hashBuf = this.store.hash(token);
+  /** A token of the right shape, or a 401: lets an adapter refuse before reading a body. */
+  static wellFormed(token: string | undefined): token is string {
+    return token !== undefined && TOKEN_RE.test(token);
+  }
+
+  private auth(token: string | undefined, known?: Buffer) {
+    if (!Engine.wellFormed(token)) throw unauthorized();
+    const hashBuf = known ?? this.store.hash(token);
     const row = this.store.getToken(hashBuf);
     const now = Date.now();
     if (!row || row.expiresAt <= now) throw unauthorized();
@@ -137,8 +142,8 @@ export class Engine {
     return { hashBuf, row };
   }
 
-  private memberOf(token: string | undefined): { room: Room; me: Member; partner: Member | undefined } {
-    const { row } = this.auth(token);
+  private memberOf(token: string | undefined, known?: Buffer): { room: Room; me: Member; partner: Member | undefined } {
+    const { row } = this.auth(token, known);
     const room = row.roomId === null ? undefined : this.rooms.get(row.roomId);
     const me = room?.members.find((m) => m.hash === row.hash);
     if (!room || !me) throw notInRoom();
@@ -334,9 +339,10 @@ export class Engine {
    * `cancel()` if its client goes away first, and `settle()` on what it was handed.
    */
   wait(token: string | undefined, timeoutMs: number): { result: Promise<Delivery | null>; cancel(): void } {
-    const final = token && TOKEN_RE.test(token) ? this.takeFinalNotice(this.store.hash(token).toString('hex')) : undefined;
+    const hashBuf = Engine.wellFormed(token) ? this.store.hash(token) : undefined;
+    const final = hashBuf && this.takeFinalNotice(hashBuf.toString('hex'));
     if (final) return { result: Promise.resolve(final), cancel() {} };
-    const { me } = this.memberOf(token);
+    const { me } = this.memberOf(token, hashBuf);
     if (this.draining) throw new ParleyError(503, 'Broker is draining for a restart; try again shortly', 'draining', 5);
     if (me.waiter) throw new ParleyError(409, 'Wait already pending', 'wait_pending');
     const head = me.queue.shift();

@@ -183,7 +183,8 @@ type Kind = typeof FACT | typeof PLAIN | typeof PICTOGRAPH;
 
 /** Calls `visit` for every token (no arrays: this runs on every message); returns the count of formula words. */
 function tokenize(raw: string, stemChars: number, visit: (key: string, kind: Kind) => void): number {
-  const text = raw.normalize('NFKC');
+  const ascii = ASCII.test(raw);
+  const text = ascii ? raw : raw.normalize('NFKC'); // ASCII is already in NFKC
   let socialHits = 0;
   let inCode = false;
   TOKEN.lastIndex = 0;
@@ -208,7 +209,7 @@ function tokenize(raw: string, stemChars: number, visit: (key: string, kind: Kin
       }
     }
   }
-  if (!ASCII.test(text)) {
+  if (!ascii) {
     const lower = text.toLowerCase();
     for (const s of SOCIAL_CJK) if (lower.includes(s)) socialHits++;
   }

@@ -9,7 +9,7 @@ import Koa, { type Context, type Next } from 'koa';
 import { koaBody } from 'koa-body';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import { type Engine, ParleyError } from '../engine.js';
+import { Engine, ParleyError } from '../engine.js';
 import type { Metrics } from '../metrics.js';
 import type { Store } from '../store.js';
 import { addressBucket, clientAddressResolver } from './client-address.js';
@@ -48,8 +48,9 @@ function createApp(
   // Bodies are parsed whatever their content type: old scripts post with plain `curl -d` (form-encoded) as often as with the right header.
   const json = koaBody({ json: true, jsonLimit: '16kb', jsonStrict: true, jsonTypes: ['*/*'], text: false, urlencoded: false, multipart: false });
   const text = koaBody({ text: true, textLimit: config.maxBodyBytes, textTypes: ['*/*'], json: false, urlencoded: false, multipart: false });
+  // A malformed token is refused before its body is read; a well-formed one is checked by the engine.
   const authenticated = (ctx: Context, next: Next) => {
-    engine.ping(bearer(ctx)); // 401 before reading a body we would throw away
+    if (!Engine.wellFormed(bearer(ctx))) throw new ParleyError(401, 'Invalid or expired token', 'unauthorized');
     return next();
   };
 

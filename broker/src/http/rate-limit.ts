@@ -21,11 +21,11 @@ export function rateLimits(config: Config, metrics: Metrics) {
     Object.entries(perMin).map(([name, points]) => [name, new RateLimiterMemory({ points, duration: 60, keyPrefix: name })]),
   ) as Record<LimitName, RateLimiterMemory>;
 
-  /** Counts one request against `key`; a 429 ParleyError with Retry-After once the window is spent. */
-  const check = async (name: LimitName, key: string): Promise<void> => {
-    if (!config.rateLimits) return;
+  /** Counts one request against `keyOf()`; a 429 ParleyError with Retry-After once the window is spent. */
+  const check = async (name: LimitName, keyOf: () => string): Promise<void> => {
+    if (!config.rateLimits) return; // and the key (an HMAC, for tokens) is never computed
     try {
-      await limiters[name].consume(key);
+      await limiters[name].consume(keyOf());
     } catch (e) {
       if (!(e instanceof RateLimiterRes)) throw e;
       metrics.rateLimited.inc({ limit: name });
@@ -36,7 +36,7 @@ export function rateLimits(config: Config, metrics: Metrics) {
 
   /** The same as Koa middleware: `anon` keys by address bucket, the others by the bearer token's hash. */
   const middleware = (name: LimitName, keyOf: (ctx: Context) => string) => async (ctx: Context, next: Next) => {
-    await check(name, keyOf(ctx));
+    await check(name, () => keyOf(ctx));
     return next();
   };
   return { check, middleware };

@@ -40,7 +40,7 @@ export function waitHandler(deps: { engine: Engine; config: Config; metrics: Met
       if (req.method !== 'GET' && req.method !== 'HEAD')
         return refuse(res, new ParleyError(405, 'Method not allowed', 'method_not_allowed'), { allow: 'GET, HEAD' });
       const token = bearer(req.headers.authorization);
-      await limits.check('wait', tokenKey(req, token));
+      await limits.check('wait', () => tokenKey(req, token));
       const seconds = waitSeconds(req.url ?? '', config.waitTimeoutS);
       const { result, cancel } = engine.wait(token, seconds * 1000);
       // A client that goes away while waiting leaves no waiter behind.
