@@ -247,11 +247,12 @@ export function createLoopDetector(options: Partial<LoopDetectorOptions> = {}): 
     let newFacts = 0;
     let newWords = 0;
     let counted = 0;
+    let pictographs = 0;
     const here = new Set<string>();
     const socialHits = tokenize(scanText(text, o.maxScanChars), o.stemChars, (key, kind) => {
       if (here.has(key)) return;
       here.add(key);
-      if (kind === PICTOGRAPH) return; // reactions carry no facts, new or not
+      if (kind === PICTOGRAPH) return void pictographs++; // reactions carry no facts, new or not
       counted++;
       if (known(key)) return;
       if (kind === FACT) newFacts++;
@@ -276,7 +277,7 @@ export function createLoopDetector(options: Partial<LoopDetectorOptions> = {}): 
       // A short plain statement or answer is news when most of its words are new ("Europe only,
       // it seems."); formula words (thanks, still, any update…) do not count as new. A question
       // that repeats, or an exclamation, must bring up to `richWords` new words instead.
-      const lenient = answering === 'new' || (!isQuestion && !exclaims);
+      const lenient = answering === 'new' || (!isQuestion && !exclaims && !social && pictographs === 0);
       const rich = lenient ? Math.min(o.richWords, Math.max(1, Math.ceil(counted * o.shortNewShare))) : o.richWords;
       const empty = (rich * o.emptyWords) / o.richWords;
       score = Math.min(1, Math.max(0, (rich - words) / (rich - empty)));
