@@ -26,7 +26,8 @@
  *        words: "Any update?" / "Tests green, uploading artifacts." is progress, "Still running." is not;
  *      - else it falls linearly from 1 to 0 as new plain words grow. A short plain statement or
  *        answer needs only `shortNewShare` of its tokens new ("Europe only, it seems." is news);
- *        a repeated question or an exclamation ("Καλή συνέχεια!") must bring `richWords` new
+ *        a repeated question, an exclamation ("Καλή συνέχεια!"), or a message with emoji or
+ *        formula words (tone rather than content) must bring `richWords` new
  *        words, and a long message always must: a paragraph of fresh argument is news, the same
  *        praise in other words is not.
  *    Margin rule: in a message without new facts, each formula word (thanks, sorry, bye,
