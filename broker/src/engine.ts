@@ -413,16 +413,20 @@ export class Engine {
 
   private deliver(to: Member, body: string, from?: string): void {
     const item: Item = { body, bytes: Buffer.byteLength(body), from, expiresAt: Date.now() + this.config.messageTtlS * 1000 };
-    const w = to.waiter;
-    if (w) {
-      to.waiter = null;
-      clearTimeout(w.timer);
-      w.resolve(this.handOut(to, item));
-      return;
-    }
+    if (this.toWaiter(to, item)) return;
     to.queue.push(item);
     to.queueBytes += item.bytes;
     this.arm(to, item);
+  }
+
+  /** Hands the item straight to a wait that is already held, if there is one. */
+  private toWaiter(to: Member, item: Item): boolean {
+    const w = to.waiter;
+    if (!w) return false;
+    to.waiter = null;
+    clearTimeout(w.timer);
+    w.resolve(this.handOut(to, item));
+    return true;
   }
 
   private handOut(to: Member, item: Item): Delivery {
@@ -442,19 +446,12 @@ export class Engine {
         // Back to the head, if the member is still in a room: nothing is lost to a dropped connection.
         if (!to.room) return;
         item.expiresAt = Math.max(item.expiresAt, Date.now() + 60_000);
-        if (to.waiter) return this.deliverAgain(to, item);
+        if (this.toWaiter(to, item)) return;
         to.queue.unshift(item);
         to.queueBytes += item.bytes;
         this.arm(to, item);
       },
     };
-  }
-
-  private deliverAgain(to: Member, item: Item): void {
-    const w = to.waiter!;
-    to.waiter = null;
-    clearTimeout(w.timer);
-    w.resolve(this.handOut(to, item));
   }
 
   /** A queued item expires after MESSAGE_TTL_S; the sender of an unread message is told, never left guessing. */
