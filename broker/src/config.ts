@@ -29,9 +29,9 @@ export interface Config {
 
 export class ConfigError extends Error {}
 
-type Env = Record<string, string | undefined>;
+export type Env = Record<string, string | undefined>;
 
-function int(env: Env, name: string, def: number, min: number, max: number): number {
+export function int(env: Env, name: string, def: number, min: number, max: number): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return def;
   if (!/^\d+$/.test(raw.trim())) throw new ConfigError(`${name} must be a whole number, got "${raw}"`);
@@ -72,11 +72,15 @@ function cidrs(env: Env, name: string): string[] {
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
+export function logLevel(env: Env): string {
+  const level = (env.LOG_LEVEL ?? '').trim() || 'info';
+  if (!LOG_LEVELS.includes(level)) throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${level}"`);
+  return level;
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const host = (env.HTTP_HOST ?? '').trim() || '0.0.0.0';
   if (host !== 'localhost' && !ipaddr.isValid(host)) throw new ConfigError(`HTTP_HOST must be an IP address or "localhost", got "${host}"`);
-  const logLevel = (env.LOG_LEVEL ?? '').trim() || 'info';
-  if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
   return {
     httpPort: int(env, 'HTTP_PORT', 3000, 0, 65535),
     httpHost: host,
@@ -96,6 +100,6 @@ export function loadConfig(env: Env = process.env): Config {
     queueMaxBytes: int(env, 'QUEUE_MAX_BYTES', 8 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
     sweepIntervalS: int(env, 'SWEEP_INTERVAL_S', 30, 1, 3600),
     drainTimeoutS: int(env, 'DRAIN_TIMEOUT_S', 10, 0, 600),
-    logLevel,
+    logLevel: logLevel(env),
   };
 }
