@@ -25,7 +25,7 @@ export class ParleyError extends Error {
   }
 }
 
-const unauthorized = () => new ParleyError(401, 'Invalid or expired token', 'unauthorized');
+export const unauthorized = () => new ParleyError(401, 'Invalid or expired token', 'unauthorized');
 const notInRoom = () => new ParleyError(400, 'Not in a room', 'not_in_room');
 // Unknown, used and expired codes all get this same answer, so codes cannot be probed.
 const badCode = () => new ParleyError(404, 'Invalid or expired code', 'invalid_code');

@@ -9,7 +9,7 @@ import Koa, { type Context, type Next } from 'koa';
 import { koaBody } from 'koa-body';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import { Engine, ParleyError } from '../engine.js';
+import { Engine, ParleyError, unauthorized } from '../engine.js';
 import type { Metrics } from '../metrics.js';
 import type { Store } from '../store.js';
 import { addressBucket, clientAddressResolver } from './client-address.js';
@@ -50,7 +50,7 @@ function createApp(
   const text = koaBody({ text: true, textLimit: config.maxBodyBytes, textTypes: ['*/*'], json: false, urlencoded: false, multipart: false });
   // A malformed token is refused before its body is read; a well-formed one is checked by the engine.
   const authenticated = (ctx: Context, next: Next) => {
-    if (!Engine.wellFormed(bearer(ctx))) throw new ParleyError(401, 'Invalid or expired token', 'unauthorized');
+    if (!Engine.wellFormed(bearer(ctx))) throw unauthorized();
     return next();
   };
 
