@@ -10,7 +10,7 @@ import ssh2 from 'ssh2';
 export function loadOrCreateHostKey(path: string): { key: string; fingerprint: string; created: boolean } {
   let created = false;
   if (!existsSync(path)) {
-    const pair = ssh2.utils.generateKeyPairSync('ed25519');
+    const pair = generateParseableKey();
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     // 'wx': never overwrite a key another process wrote in the meantime.
     writeFileSync(path, pair.private, { mode: 0o600, flag: 'wx' });
@@ -24,4 +24,12 @@ export function loadOrCreateHostKey(path: string): { key: string; fingerprint: s
   // The same "SHA256:…" form `ssh-keygen -lf` and OpenSSH's first-connection prompt show.
   const fingerprint = `SHA256:${createHash('sha256').update(pub).digest('base64').replace(/=+$/, '')}`;
   return { key, fingerprint, created };
+}
+
+/** ssh2 generates, about once in 300, an ed25519 key its own parser then rejects: make another. */
+function generateParseableKey(): { private: string; public: string } {
+  for (let i = 0; ; i++) {
+    const pair = ssh2.utils.generateKeyPairSync('ed25519');
+    if (!(ssh2.utils.parseKey(pair.private) instanceof Error) || i >= 20) return pair;
+  }
 }
