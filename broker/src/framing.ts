@@ -3,6 +3,7 @@
  * broker notice are framed on /wait, and the rules every agent receives on joining.
  * Existing A2A Linker scripts grep these exact shapes, so change them only with care.
  */
+import type { RoomEvent } from './engine/events.js';
 import type { Signal } from './loop-detector.js';
 
 // Only a trailing marker is a signal; one in the middle of the text is content.
@@ -52,4 +53,75 @@ export function rulesText(headless: boolean): string {
       : '7. A human is in the loop: on [STANDBY], a pause or a loop alert, stop and report to your human before going on.',
   );
   return rules.join('\n');
+}
+
+/** How a door names the actions a notice points to (SSH: "type /resume"; HTTP: the skill script and the route). */
+export interface ActionWords {
+  resume: string;
+  status: string;
+}
+
+export const HTTP_WORDS: ActionWords = { resume: 'resume (resume.sh, or POST /resume)', status: 'ping.sh (GET /ping)' };
+
+/** One event as the A2A Linker text a /wait answers with. */
+export function renderEvent(e: RoomEvent, words: ActionWords = HTTP_WORDS): string {
+  switch (e.kind) {
+    case 'message':
+      return frameMessage(e.from, e.text, e.signal);
+    case 'partner_joined':
+      return frameNotice(`${e.agent} has joined. Session is live!`);
+    case 'partner_left':
+      return frameNotice(e.why === 'left' ? `${e.agent} has left the room.` : `${e.agent}'s session expired.`);
+    case 'room_closed':
+      return frameNotice(closedText(e));
+    case 'standby_pause':
+      return frameNotice('Both agents are on STANDBY. The session is paused; a new message from either side resumes it.');
+    case 'loop_alarm':
+      return e.severed
+        ? frameAlert(
+            `Loop detected again after resuming: ${e.reason}. The session is severed and both tokens are revoked. ` +
+              'Tell your human; start a new session only if there is real work left.',
+          )
+        : frameAlert(
+            `Loop detected: ${e.reason}. The room is paused and new messages are refused. ` +
+              `Stop and tell your human. If there is real work left, a participant can ${words.resume} on the human's word; ` +
+              'a second loop ends the session.',
+          );
+    case 'resumed':
+      return frameNotice(`${e.agent} resumed the session after the loop alarm. A second loop alarm ends the session.`);
+    case 'rule_changed':
+      return frameNotice(`Room rule changed by ${e.agent}: headless is now ${e.headless ? 'on' : 'off'}.\n${rulesText(e.headless)}`);
+    case 'undelivered':
+      return frameNotice(
+        e.why === 'expired'
+          ? `A message you sent to ${e.to} was not collected within ${e.afterS}s and was dropped. Check with ${words.status} before resending.`
+          : `A message you sent to ${e.to} was dropped unread because ${e.to} left the room.`,
+      );
+    case 'broker_restarting':
+      return frameNotice(
+        e.sessionsSurvive
+          ? 'The broker is restarting. Your session survives: wait again in a few seconds.'
+          : 'The broker is restarting. Sessions end with the restart: tell your human, then start a new session once it is back.',
+      );
+  }
+}
+
+function closedText(e: Extract<RoomEvent, { kind: 'room_closed' }>): string {
+  switch (e.why) {
+    case 'you_left':
+      return 'You left the room.';
+    case 'you_expired':
+      return 'Your session expired.';
+    case 'code_expired':
+      return 'Your code expired before anyone joined, so the room is closed. Create a new one if you still need it.';
+    case 'closed':
+      return e.creatorRole === 'host' ? `The host (${e.agent}) closed the room. The session is over.` : `${e.agent} closed the room. The session is over.`;
+    case 'expired':
+      return e.creatorRole === 'host' ? `The host's session (${e.agent}) expired. The session is over.` : `${e.agent}'s session expired, so the room is closed. The session is over.`;
+  }
+}
+
+/** "(2/2 connected)", as A2A Linker's join answer says it. */
+export function connectedText(n: number): string {
+  return `(${n}/2 connected)`;
 }

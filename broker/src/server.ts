@@ -1,37 +1,53 @@
 /**
- * Wires config, store, engine and the HTTP adapter into one listening broker.
+ * Wires config, state backend, engine and front doors into one listening broker.
  * Tests, the benchmark and the loop evaluation start real brokers through startBroker().
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { DestinationStream } from 'pino';
+import { memoryBackend } from './backend/memory/index.js';
+import type { Store } from './backend/memory/sql-store.js';
 import { loadConfig } from './config.js';
-import { Engine } from './engine.js';
-import { httpHandler } from './http/app.js';
+import { dispatch, doorContext, type Door } from './doors.js';
+import { Engine } from './engine/engine.js';
+import { apiDoor } from './http/api.js';
+import { opsDoor } from './http/ops.js';
+import { jsonText } from './http/status.js';
+import { waitDoor } from './http/wait.js';
 import { createLogger } from './log.js';
 import { createMetrics } from './metrics.js';
-import { Store } from './store.js';
 
 export interface RunningBroker {
   url: string;
   port: number;
   server: Server;
   engine: Engine;
+  /** The memory backend's sql.js store (tests read its bytes). */
   store: Store;
   /** Stop at once (tests). */
   close(): Promise<void>;
-  /** SIGTERM: refuse new work, answer waiters with the draining notice, let responses finish, then stop. */
+  /** SIGTERM: refuse new work, answer waiters with the restarting event, let responses finish, then stop. */
   drain(): Promise<void>;
 }
 
 export async function startBroker(opts: { env?: Record<string, string | undefined>; logStream?: DestinationStream } = {}): Promise<RunningBroker> {
   const config = loadConfig({ ...process.env, ...opts.env });
   const log = createLogger(config.logLevel, opts.logStream);
-  const store = await Store.open();
+  const backend = await memoryBackend();
   let engine: Engine | undefined;
   const metrics = createMetrics(() => engine?.stats().rooms ?? 0);
-  engine = new Engine(store, config, metrics);
-  const server = createServer(httpHandler({ engine, store, config, metrics, log }));
+  engine = new Engine(backend, config, metrics);
+  const ctx = doorContext(engine, config, metrics, log);
+  // Order matters: the first door that claims a path serves it; the API door takes the rest.
+  const doors: Door[] = [opsDoor(ctx, async () => backend.ready()), waitDoor(ctx), apiDoor(ctx)];
+  const server = createServer(dispatch(doors));
+  // Node's own parser refusals (malformed request, headers too large) get the same JSON shape.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable) return socket.destroy();
+    const [status, code, error] = err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'headers_too_large', 'Request headers too large'] : [400, 'bad_request', 'Bad request'];
+    const body = jsonText({ error, code });
+    socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  });
   // Longer than any proxy's idle keep-alive, so a reused connection is never cut under a request.
   server.keepAliveTimeout = 75_000;
   server.headersTimeout = 80_000;
@@ -42,25 +58,29 @@ export async function startBroker(opts: { env?: Record<string, string | undefine
   });
   const { port } = server.address() as AddressInfo;
   const host = config.httpHost === '0.0.0.0' ? '127.0.0.1' : config.httpHost.includes(':') ? `[${config.httpHost}]` : config.httpHost;
-  log.info({ port, rateLimits: config.rateLimits }, 'broker listening');
+  log.info({ port, rateLimits: config.rateLimits, backend: backend.name }, 'broker listening');
 
   const closed = new Promise<void>((resolve) => server.once('close', () => resolve()));
+  const closeDoors = () => Promise.all(doors.map((d) => d.close?.()));
   const close = async () => {
     engine!.close();
+    await closeDoors();
     server.close();
     server.closeAllConnections();
     await closed;
   };
   const drain = async () => {
     log.info('draining');
-    engine!.drain();
+    await engine!.drain();
+    await Promise.all(doors.map((d) => d.drain?.()));
     server.close();
     server.closeIdleConnections();
     const deadline = setTimeout(() => server.closeAllConnections(), config.drainTimeoutS * 1000);
     await closed;
     clearTimeout(deadline);
     engine!.close();
+    await closeDoors();
     log.info('drained');
   };
-  return { url: `http://${host}:${port}`, port, server, engine, store, close, drain };
+  return { url: `http://${host}:${port}`, port, server, engine, store: backend.store, close, drain };
 }

@@ -1,55 +1,65 @@
-/** The room engine on its own, with no transport: what every adapter (HTTP, SSH, MCP) relies on. */
+/** The room engine on its own, with no transport: what every door (HTTP, SSH, MCP…) relies on. */
 import { afterEach, describe, expect, it } from 'vitest';
+import { memoryBackend } from '../src/backend/memory/index.js';
+import type { StateBackend } from '../src/backend/ports.js';
 import { loadConfig } from '../src/config.js';
-import { Engine, ParleyError } from '../src/engine.js';
+import { Engine } from '../src/engine/engine.js';
+import { ParleyError } from '../src/engine/errors.js';
+import { renderEvent } from '../src/framing.js';
 import { createMetrics } from '../src/metrics.js';
-import { Store } from '../src/store.js';
 
 const engines: Engine[] = [];
 afterEach(() => engines.splice(0).forEach((e) => e.close()));
 
-async function engine(env: Record<string, string> = {}, store?: Store) {
-  const e = new Engine(store ?? (await Store.open()), loadConfig(env), createMetrics(() => 0));
+async function engine(env: Record<string, string> = {}, backend?: StateBackend) {
+  const e = new Engine(backend ?? (await memoryBackend()), loadConfig(env), createMetrics(() => 0));
   engines.push(e);
   return e;
 }
 
 async function pair(e: Engine) {
-  const s = e.setup('standard');
-  const j = e.registerAndJoin(s.code);
-  const joined = await e.wait(s.token, 1000).result;
+  const s = await e.setup('standard');
+  const j = await e.registerAndJoin(s.code);
+  const joined = await e.next(s.token, { timeoutMs: 1000 });
   joined!.settle(true);
   return { host: s.token, joiner: j.token };
 }
 
 const next = async (e: Engine, token: string, ms = 50) => {
-  const d = await e.wait(token, ms).result;
+  const d = await e.next(token, { timeoutMs: ms });
   d?.settle(true);
-  return d?.body ?? 'TIMEOUT';
+  return d ? renderEvent(d.event) : 'TIMEOUT';
 };
 
+const settled = () => new Promise((r) => setImmediate(r));
+
 describe('engine', () => {
-  it('refusals are ParleyErrors with a status and a code', async () => {
+  it('refusals are ParleyErrors with a catalogue code and no transport status', async () => {
     const e = await engine();
-    const err = (() => {
-      try {
-        e.send('tok_x', 'hi');
-      } catch (x) {
-        return x;
-      }
-    })();
+    const err = await e.send('tok_x', 'hi').catch((x) => x);
     expect(err).toBeInstanceOf(ParleyError);
-    expect(err).toMatchObject({ status: 401, code: 'unauthorized' });
+    expect(err).toMatchObject({ code: 'unauthorized', message: 'Invalid or expired token' });
+    expect(err).not.toHaveProperty('status');
+  });
+
+  it('emits structured events with ids: a message carries sender, signal and text', async () => {
+    const e = await engine();
+    const { host, joiner } = await pair(e);
+    const { id } = await e.send(host, 'hello there [STANDBY]');
+    const lease = await e.next(joiner, { timeoutMs: 50 });
+    expect(lease!.event).toMatchObject({ id, kind: 'message', signal: 'STANDBY', text: 'hello there' });
+    expect(lease!.event.id).toMatch(/^evt_[0-9a-f]{16}$/);
   });
 
   it('delivers in order, and an unsettled delivery returns to the head of the queue', async () => {
     const e = await engine();
     const { host, joiner } = await pair(e);
-    e.send(host, 'one [OVER]');
-    e.send(host, 'two [OVER]');
-    const first = await e.wait(joiner, 50).result;
-    expect(first!.body).toContain('│ one');
+    await e.send(host, 'one [OVER]');
+    await e.send(host, 'two [OVER]');
+    const first = await e.next(joiner, { timeoutMs: 50 });
+    expect(renderEvent(first!.event)).toContain('│ one');
     first!.settle(false); // the connection died mid-write
+    await settled();
     expect(await next(e, joiner)).toContain('│ one');
     expect(await next(e, joiner)).toContain('│ two');
   });
@@ -57,80 +67,101 @@ describe('engine', () => {
   it('an unsettled delivery goes straight to a waiter that is already there', async () => {
     const e = await engine();
     const { host, joiner } = await pair(e);
-    e.send(host, 'only [OVER]');
-    const d = await e.wait(joiner, 50).result;
+    await e.send(host, 'only [OVER]');
+    const d = await e.next(joiner, { timeoutMs: 50 });
     // A new poll may arrive before the old connection's close is noticed; it must not 409 forever or lose the message.
-    const later = e.wait(joiner, 1000).result;
+    const later = e.next(joiner, { timeoutMs: 1000 });
     d!.settle(false);
-    expect((await later)!.body).toContain('│ only');
+    expect(renderEvent((await later)!.event)).toContain('│ only');
   });
 
-  it('cancel() removes the waiter, so a new wait is allowed', async () => {
+  it('an acknowledging client gets an event again until it acknowledges it', async () => {
+    const e = await engine();
+    const { host, joiner } = await pair(e);
+    const { id } = await e.send(host, 'keep me [OVER]');
+    const first = await e.next(joiner, { timeoutMs: 50, acking: true });
+    first!.settle(true); // written, but not yet acknowledged
+    await settled();
+    expect(await e.fate(host, id)).toBe('delivered');
+    const again = await e.next(joiner, { timeoutMs: 50, acking: true });
+    expect(again!.event.id).toBe(id);
+    expect(await e.next(joiner, { timeoutMs: 50, acking: true, ack: id })).toBeNull();
+    expect(await e.fate(host, id)).toBe('acknowledged');
+  });
+
+  it('aborting a wait removes the waiter, so a new wait is allowed', async () => {
     const e = await engine();
     const { joiner } = await pair(e);
-    const w = e.wait(joiner, 10_000);
-    expect(() => e.wait(joiner, 10)).toThrow(expect.objectContaining({ code: 'wait_pending' }));
-    w.cancel();
-    expect(await w.result).toBeNull();
+    const gone = new AbortController();
+    const w = e.next(joiner, { timeoutMs: 10_000, signal: gone.signal });
+    await settled();
+    await expect(e.next(joiner, { timeoutMs: 10 })).rejects.toMatchObject({ code: 'wait_pending' });
+    gone.abort();
+    expect(await w).toBeNull();
     expect(await next(e, joiner, 10)).toBe('TIMEOUT');
   });
 
-  it('STANDBY from both pauses; the latest message per side is what counts', async () => {
+  it('STANDBY from both pauses, status reports it, and the next message lifts it', async () => {
     const e = await engine();
     const { host, joiner } = await pair(e);
-    e.send(host, 'done [STANDBY]');
-    e.send(joiner, 'wait, one more question [OVER]');
-    e.send(host, 'answered in the PR [STANDBY]');
+    await e.send(host, 'done [STANDBY]');
+    await e.send(joiner, 'wait, one more question [OVER]');
+    await e.send(host, 'answered in the PR [STANDBY]');
     expect(await next(e, joiner)).toContain('done');
     expect(await next(e, joiner)).toContain('answered in the PR');
     expect(await next(e, joiner)).toBe('TIMEOUT'); // joiner's latest was [OVER]: no pause
-    e.send(joiner, 'thanks, closing [STANDBY]');
+    expect((await e.status(host)).paused).toBeNull();
+    await e.send(joiner, 'thanks, closing [STANDBY]');
     await next(e, host);
     await next(e, host);
     expect(await next(e, host)).toContain('Both agents are on STANDBY');
     expect(await next(e, joiner)).toContain('Both agents are on STANDBY');
+    expect((await e.status(host)).paused).toBe('standby');
+    await e.send(joiner, 'actually, one more thing [OVER]');
+    expect((await e.status(host)).paused).toBeNull();
   });
 
   it('an expired token is swept: its partner is told and the token is refused', async () => {
     const e = await engine({ TOKEN_TTL_S: '1' });
     const { host, joiner } = await pair(e);
-    e.sweep(Date.now() + 2000);
-    expect(() => e.ping(joiner)).toThrow(expect.objectContaining({ status: 401 }));
-    expect(() => e.ping(host)).toThrow(expect.objectContaining({ status: 401 }));
+    await e.sweep(Date.now() + 2000);
+    await expect(e.status(joiner)).rejects.toMatchObject({ code: 'unauthorized' });
+    await expect(e.status(host)).rejects.toMatchObject({ code: 'unauthorized' });
     // Both were expired by the same sweep; each still hears why, once.
     expect(await next(e, joiner)).toMatch(/expired/);
   });
 
   it('the joiner expiring leaves the host in the room, told', async () => {
-    const store = await Store.open();
-    const e = await engine({}, store);
+    const backend = await memoryBackend();
+    const e = await engine({}, backend);
     const { host, joiner } = await pair(e);
-    store.touchToken(store.hash(joiner), Date.now() - 1);
-    e.sweep();
+    await backend.tokens.touch(backend.hasher.hash(joiner), Date.now() - 1);
+    await e.sweep();
     expect(await next(e, host)).toMatch(/Agent-[0-9a-f]{4}'s session expired\.$/);
-    expect(e.ping(host)).toEqual({ room_alive: true, partner_connected: false, partner_last_seen_ms: null });
-    expect(() => e.ping(joiner)).toThrow(expect.objectContaining({ status: 401 }));
+    expect(await e.status(host)).toMatchObject({ inRoom: true, partner: null });
+    await expect(e.status(joiner)).rejects.toMatchObject({ code: 'unauthorized' });
     expect(await next(e, joiner)).toMatch(/Your session expired/);
   });
 
   it('the host expiring closes the room for the joiner', async () => {
-    const store = await Store.open();
-    const e = await engine({}, store);
+    const backend = await memoryBackend();
+    const e = await engine({}, backend);
     const { host, joiner } = await pair(e);
-    store.touchToken(store.hash(host), Date.now() - 1);
-    e.sweep();
+    await backend.tokens.touch(backend.hasher.hash(host), Date.now() - 1);
+    await e.sweep();
     expect(await next(e, joiner)).toMatch(/The host's session \(Agent-[0-9a-f]{4}\) expired/);
-    expect(e.ping(joiner).room_alive).toBe(false);
+    expect((await e.status(joiner)).inRoom).toBe(false);
     expect(e.stats().rooms).toBe(0);
   });
 
-  it('drain() answers held waits and then refuses new work with 503', async () => {
+  it('drain() answers held waits and then refuses new work as draining', async () => {
     const e = await engine();
     const { host, joiner } = await pair(e);
-    const held = e.wait(joiner, 10_000).result;
-    e.drain();
-    expect((await held)!.body).toMatch(/restarting/);
-    expect(() => e.register()).toThrow(expect.objectContaining({ status: 503, code: 'draining' }));
-    expect(() => e.send(host, 'x')).toThrow(expect.objectContaining({ status: 503 }));
+    const held = e.next(joiner, { timeoutMs: 10_000 });
+    await settled();
+    await e.drain();
+    expect((await held)!.event.kind).toBe('broker_restarting');
+    await expect(e.register()).rejects.toMatchObject({ code: 'draining', retryAfterS: 5 });
+    await expect(e.send(host, 'x')).rejects.toMatchObject({ code: 'draining' });
   });
 });

@@ -153,7 +153,7 @@ describe('/ping', () => {
     const b = await broker();
     const api = client(b.url);
     const s = (await api.setup()).json;
-    expect((await api.ping(s.token)).json).toEqual({ room_alive: true, partner_connected: false, partner_last_seen_ms: null });
+    expect((await api.ping(s.token)).json).toEqual({ room_alive: true, partner_connected: false, partner_last_seen_ms: null, partner_presence: 'gone', paused: null });
     const j = (await api.registerAndJoin(s.code)).json;
     const p = (await api.ping(s.token)).json;
     expect(p.room_alive).toBe(true);

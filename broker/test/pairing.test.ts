@@ -8,7 +8,7 @@ describe('registration and setup', () => {
     const api = client((await broker()).url);
     const r = await api.register();
     expect(r.status).toBe(200);
-    expect(r.text).toMatch(/^\{"token":"tok_[0-9a-f]{32}"\}$/);
+    expect(r.text).toMatch(/^\{"token":"tok_[0-9a-f]{32}"\}\n$/); // JSON answers end with a newline
   });
 
   it('POST /setup standard makes the caller host of a room with an invite code', async () => {
@@ -57,10 +57,10 @@ describe('registration and setup', () => {
     const api = client((await broker()).url);
     const a = (await api.register()).json.token;
     const c = await api.call('POST', '/create', { token: a });
-    expect(c.text).toMatch(/^\{"inviteCode":"invite_[0-9a-f]{32}"\}$/);
+    expect(c.text).toMatch(/^\{"inviteCode":"invite_[0-9a-f]{32}"\}\n$/);
     await api.leave(a);
     const l = await api.call('POST', '/listen', { token: a });
-    expect(l.text).toMatch(/^\{"listenerCode":"listen_[0-9a-f]{32}"\}$/);
+    expect(l.text).toMatch(/^\{"listenerCode":"listen_[0-9a-f]{32}"\}\n$/);
   });
 
   it('a token is in at most one room and creates at most 3 rooms', async () => {
@@ -189,7 +189,7 @@ describe('leaving', () => {
     const s = await api.send(host, 'anyone? [OVER]');
     expect(s.status).toBe(503);
     expect(s.json.code).toBe('partner_not_connected');
-    expect(await (await api.ping(host)).json).toEqual({ room_alive: true, partner_connected: false, partner_last_seen_ms: null });
+    expect(await (await api.ping(host)).json).toEqual({ room_alive: true, partner_connected: false, partner_last_seen_ms: null, partner_presence: 'gone', paused: null });
   });
 
   it('the host leaving closes the room for both', async () => {

@@ -1,27 +1,35 @@
 /**
- * GET /wait, the long-poll, on plain node:http rather than Koa. Thousands of idle rooms each
- * hold two of these for up to WAIT_TIMEOUT_S; Koa keeps a context, its request/response
- * wrappers and a finish listener alive per request, which doubled the memory of an idle room.
- * Same contract as every other route: JSON {error, code} refusals, rate limits, metrics.
+ * GET /wait, the long-poll, as a door of its own on plain node:http rather than Koa. Thousands of
+ * idle rooms each hold two of these for up to WAIT_TIMEOUT_S; Koa keeps a context, its wrappers
+ * and a finish listener alive per request, which doubled the memory of an idle room.
+ *
+ * The body is A2A Linker text, byte for byte; `Parley-Event` and `Parley-Event-Id` say what it is,
+ * so clients switch on a header instead of matching sentences.
+ *
+ * Delivery: a client that sends `?ack=` (or a `Parley-Ack` header), even empty, acknowledges:
+ * each event stays leased until its next wait names it, so an answer lost on the way is handed
+ * out again (same id). A client that never acknowledges gets today's rule: an event counts as
+ * delivered once its response is fully written.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Logger } from 'pino';
-import type { Config } from '../config.js';
-import { type Delivery, type Engine, ParleyError } from '../engine.js';
-import { timeoutText } from '../framing.js';
-import type { Metrics } from '../metrics.js';
-import { errorReply } from './errors.js';
-import type { RateLimits } from './rate-limit.js';
+import type { Door, DoorContext } from '../doors.js';
+import { refuse } from '../engine/errors.js';
+import type { Lease } from '../engine/service.js';
+import { HTTP_WORDS, renderEvent, timeoutText } from '../framing.js';
+import { bearer } from './api.js';
+import { errorReply, jsonText } from './status.js';
 
-export function waitHandler(deps: { engine: Engine; config: Config; metrics: Metrics; log: Logger; limits: RateLimits; tokenKey: (req: IncomingMessage, token: string | undefined) => string }) {
-  const { engine, config, metrics, log, limits, tokenKey } = deps;
+const EVENT_ID = /^evt_[0-9a-f]{16}$/;
+
+export function waitDoor(ctx: DoorContext): Door {
+  const { rooms, config, metrics, log, limits } = ctx;
 
   const reply = (res: ServerResponse, status: number, type: string, body: string, headers: Record<string, string> = {}) => {
     res.writeHead(status, {
       'content-type': type,
       'content-length': String(Buffer.byteLength(body)),
       'cache-control': 'no-store',
-      ...(engine.isDraining ? { connection: 'close' } : {}),
+      ...(rooms.draining ? { connection: 'close' } : {}),
       ...headers,
     });
     res.end(body);
@@ -29,54 +37,62 @@ export function waitHandler(deps: { engine: Engine; config: Config; metrics: Met
     log.debug({ method: 'GET', route: '/wait', status }, 'request');
   };
 
-  const refuse = (res: ServerResponse, e: unknown, headers: Record<string, string> = {}) => {
+  const refuseWith = async (req: IncomingMessage, res: ServerResponse, e: unknown, headers: Record<string, string> = {}) => {
     const r = errorReply(e, log);
+    if (r.body.code === 'unauthorized') await limits.authFailed(ctx.bucket(req)).catch(() => undefined);
     if (r.retryAfterS) headers['retry-after'] = String(r.retryAfterS);
-    reply(res, r.status, 'application/json; charset=utf-8', JSON.stringify(r.body), headers);
+    reply(res, r.status, 'application/json; charset=utf-8', jsonText(r.body), headers);
   };
 
-  return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     try {
-      if (req.method !== 'GET' && req.method !== 'HEAD')
-        return refuse(res, new ParleyError(405, 'Method not allowed', 'method_not_allowed'), { allow: 'GET, HEAD' });
+      // HEAD would take an event off the queue and never send it.
+      if (req.method !== 'GET') return await refuseWith(req, res, refuse('method_not_allowed'), { allow: 'GET' });
       const token = bearer(req.headers.authorization);
-      await limits.check('wait', () => tokenKey(req, token));
-      const seconds = waitSeconds(req.url ?? '', config.waitTimeoutS);
-      const { result, cancel } = engine.wait(token, seconds * 1000);
+      if (token) await limits.checkAuth(ctx.bucket(req));
+      await limits.check('wait', () => (token ? rooms.rateKey(token) : ctx.bucket(req)));
+      const query = new URLSearchParams((req.url ?? '').split('?')[1] ?? '');
+      const seconds = waitSeconds(query.get('timeout'), config.waitTimeoutS);
+      const ackParam = query.get('ack') ?? headerOf(req, 'parley-ack');
+      const acking = ackParam !== undefined && ackParam !== null;
+      if (acking && ackParam !== '' && !EVENT_ID.test(ackParam)) throw refuse('bad_ack', 'ack must be the Parley-Event-Id of an event you received (evt_ and 16 hex digits)');
       // A client that goes away while waiting leaves no waiter behind.
-      res.once('close', cancel);
-      const delivery = await result;
-      res.off('close', cancel);
-      if (res.destroyed) return delivery?.settle(false);
-      if (delivery) settleOnFlush(res, delivery);
-      reply(res, 200, 'text/plain; charset=utf-8', delivery ? delivery.body : timeoutText(seconds));
+      const gone = new AbortController();
+      const onClose = () => gone.abort();
+      res.once('close', onClose);
+      const lease = await rooms.next(token, { timeoutMs: seconds * 1000, signal: gone.signal, ack: ackParam || undefined, acking });
+      res.off('close', onClose);
+      if (res.destroyed) return lease?.settle(false);
+      if (!lease) return reply(res, 200, 'text/plain; charset=utf-8', timeoutText(seconds), { 'parley-event': 'timeout' });
+      settleOnFlush(res, lease);
+      reply(res, 200, 'text/plain; charset=utf-8', renderEvent(lease.event, HTTP_WORDS), { 'parley-event': lease.event.kind, 'parley-event-id': lease.event.id });
     } catch (e) {
-      if (!res.headersSent && !res.destroyed) refuse(res, e);
+      if (!res.headersSent && !res.destroyed) await refuseWith(req, res, e);
     }
   };
+
+  return { name: 'http-wait', claims: (path) => path === '/wait', handle };
+}
+
+function headerOf(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
 }
 
 /**
- * An event counts as delivered once 'finish' comes on a live socket; otherwise it goes back to
- * the head of the queue. (Node also emits 'finish' while tearing down a socket that died
+ * An event counts as reaching the client once 'finish' comes on a live socket; otherwise it goes
+ * back to the head of the queue. (Node also emits 'finish' while tearing down a socket that died
  * mid-write, and res.writableFinished reads true once the socket is detached.)
  */
-function settleOnFlush(res: ServerResponse, delivery: Delivery): void {
+function settleOnFlush(res: ServerResponse, lease: Lease): void {
   const socket = res.socket;
   let flushed = false;
   res.once('finish', () => (flushed = socket !== null && !socket.destroyed));
-  res.once('close', () => delivery.settle(flushed));
+  res.once('close', () => lease.settle(flushed));
 }
 
-export function bearer(header: string | undefined): string | undefined {
-  const m = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
-  return m?.[1];
-}
-
-function waitSeconds(url: string, max: number): number {
-  const q = url.indexOf('?');
-  const raw = q < 0 ? null : new URLSearchParams(url.slice(q + 1)).get('timeout');
+function waitSeconds(raw: string | null, max: number): number {
   if (raw === null || raw === '') return max;
-  if (!/^\d+$/.test(raw) || Number(raw) < 1) throw new ParleyError(400, `timeout must be a whole number of seconds from 1 to ${max}`, 'bad_timeout');
+  if (!/^\d+$/.test(raw) || Number(raw) < 1) throw refuse('bad_timeout', `timeout must be a whole number of seconds from 1 to ${max} (larger values are cut to ${max})`);
   return Math.min(Number(raw), max);
 }

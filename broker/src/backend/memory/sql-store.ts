@@ -1,22 +1,13 @@
 /**
  * The sql.js store: tokens, rooms and one-time codes, in memory only (gone at restart).
  *
- * Secrets are kept only as HMAC-SHA-256 under a key made fresh at every boot, so even a
- * memory dump of the database cannot be replayed against another run. STRICT tables with
- * CHECKs mean no column can hold free text: there is nowhere a message could be written.
+ * Secrets arrive already hashed (HMAC-SHA-256, see the backend's hasher), as hex, and are kept as
+ * 32-byte blobs. STRICT tables with CHECKs mean no column can hold free text: there is nowhere a
+ * message could be written.
  */
-import { createHmac, randomBytes } from 'node:crypto';
 import initSqlJs, { type Database, type Statement } from 'sql.js';
-
-export type RoomKind = 'standard' | 'listener';
-export type CodeKind = 'invite' | 'listen';
-
-export interface TokenRow {
-  hash: string; // hex, used as the in-memory key
-  roomId: number | null;
-  roomsCreated: number;
-  expiresAt: number;
-}
+import type { RoomKind } from '../../engine/service.js';
+import type { CodeKind, TokenRow } from '../ports.js';
 
 export interface CodeRow {
   roomId: number;
@@ -56,7 +47,6 @@ let sqlModule: Awaited<ReturnType<typeof initSqlJs>> | undefined;
 
 export class Store {
   readonly db: Database;
-  private readonly key = randomBytes(32);
   private readonly q: Record<string, Statement>;
   /**
    * Read-through copy of token rows, by hash: every request authenticates, and a Map lookup
@@ -95,11 +85,6 @@ export class Store {
     };
   }
 
-  /** Keyed hash of a secret (token or code); the raw secret is never stored. */
-  hash(secret: string): Buffer {
-    return createHmac('sha256', this.key).update(secret).digest();
-  }
-
   private one(stmt: Statement, params: (string | number | Uint8Array | null)[]): unknown[] | undefined {
     try {
       stmt.bind(params);
@@ -124,53 +109,51 @@ export class Store {
     return rows;
   }
 
-  addToken(hash: Buffer, expiresAt: number): void {
-    this.run(this.q.insertToken, [hash, expiresAt]);
-    const key = hash.toString('hex');
+  addToken(key: string, expiresAt: number): void {
+    this.run(this.q.insertToken, [blob(key), expiresAt]);
     this.tokens.set(key, { hash: key, roomId: null, roomsCreated: 0, expiresAt });
   }
 
-  getToken(hash: Buffer): TokenRow | undefined {
-    const key = hash.toString('hex');
+  getToken(key: string): TokenRow | undefined {
     const cached = this.tokens.get(key);
     if (cached) return { ...cached };
-    const row = this.one(this.q.getToken, [hash]);
+    const row = this.one(this.q.getToken, [blob(key)]);
     if (!row) return undefined;
     const fresh: TokenRow = { hash: key, roomId: row[0] as number | null, roomsCreated: row[1] as number, expiresAt: row[2] as number };
     this.tokens.set(key, fresh);
     return { ...fresh };
   }
 
-  private cachedRow(hash: Buffer, change: Partial<TokenRow>): void {
-    const row = this.tokens.get(hash.toString('hex'));
+  private cachedRow(key: string, change: Partial<TokenRow>): void {
+    const row = this.tokens.get(key);
     if (row) Object.assign(row, change);
   }
 
-  touchToken(hash: Buffer, expiresAt: number): void {
-    this.run(this.q.touchToken, [expiresAt, hash]);
-    this.cachedRow(hash, { expiresAt });
+  touchToken(key: string, expiresAt: number): void {
+    this.run(this.q.touchToken, [expiresAt, blob(key)]);
+    this.cachedRow(key, { expiresAt });
   }
 
-  setTokenRoom(hash: Buffer, roomId: number | null): void {
-    this.run(this.q.setTokenRoom, [roomId, hash]);
-    this.cachedRow(hash, { roomId });
+  setTokenRoom(key: string, roomId: number | null): void {
+    this.run(this.q.setTokenRoom, [roomId, blob(key)]);
+    this.cachedRow(key, { roomId });
   }
 
-  deleteToken(hash: Buffer): void {
-    this.run(this.q.deleteToken, [hash]);
-    this.tokens.delete(hash.toString('hex'));
+  deleteToken(key: string): void {
+    this.run(this.q.deleteToken, [blob(key)]);
+    this.tokens.delete(key);
   }
 
-  expiredTokens(now: number): Buffer[] {
-    return this.all(this.q.expiredTokens, [now]).map((r) => Buffer.from(r[0] as Uint8Array));
+  expiredTokens(now: number): string[] {
+    return this.all(this.q.expiredTokens, [now]).map((r) => Buffer.from(r[0] as Uint8Array).toString('hex'));
   }
 
   /** Creates a room owned by `creator` and counts it against the creator's quota. */
-  addRoom(kind: RoomKind, creator: Buffer, headless: boolean, now: number): number {
-    this.run(this.q.insertRoom, [kind, creator, headless ? 1 : 0, now]);
+  addRoom(kind: RoomKind, creator: string, headless: boolean, now: number): number {
+    this.run(this.q.insertRoom, [kind, blob(creator), headless ? 1 : 0, now]);
     const id = this.one(this.q.lastId, [])![0] as number;
-    this.run(this.q.countRoom, [creator]);
-    const row = this.tokens.get(creator.toString('hex'));
+    this.run(this.q.countRoom, [blob(creator)]);
+    const row = this.tokens.get(creator);
     if (row) row.roomsCreated += 1;
     return id;
   }
@@ -184,12 +167,13 @@ export class Store {
     this.run(this.q.deleteRoom, [roomId]);
   }
 
-  addCode(hash: Buffer, roomId: number, kind: CodeKind, expiresAt: number): void {
-    this.run(this.q.insertCode, [hash, roomId, kind, expiresAt]);
+  addCode(key: string, roomId: number, kind: CodeKind, expiresAt: number): void {
+    this.run(this.q.insertCode, [blob(key), roomId, kind, expiresAt]);
   }
 
   /** Looks a code up and burns it in one step: a code works exactly once. */
-  takeCode(hash: Buffer, now: number): CodeRow | undefined {
+  takeCode(key: string, now: number): CodeRow | undefined {
+    const hash = blob(key);
     const row = this.one(this.q.getCode, [hash, now]);
     if (!row) return undefined;
     this.run(this.q.deleteCode, [hash]);
@@ -203,3 +187,5 @@ export class Store {
     return rows.map((r) => r[1] as number);
   }
 }
+
+const blob = (hex: string): Uint8Array => Buffer.from(hex, 'hex');

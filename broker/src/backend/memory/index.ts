@@ -1,0 +1,210 @@
+/**
+ * The default state backend: one process. Tokens, rooms and codes in sql.js (schema-checked, no
+ * column can hold text), everything else in Maps. Every port answers synchronously, so each
+ * engine step is atomic by construction; expiries run on per-item timers.
+ */
+import { createHmac, randomBytes } from 'node:crypto';
+import { createLoopDetector, type LoopDetector } from '../../loop-detector.js';
+import type { Fate, InboxItem, InboxStore, RoomState, StateBackend } from '../ports.js';
+import { Store } from './sql-store.js';
+
+interface Inbox {
+  items: InboxItem[];
+  bytes: number;
+  /** The item handed out and not yet settled; it stays first in line. */
+  inflight: InboxItem | null;
+  timers: Map<InboxItem, NodeJS.Timeout>;
+}
+
+export async function memoryBackend(opts: { secret?: string } = {}): Promise<StateBackend & { store: Store }> {
+  const store = await Store.open();
+  // A per-boot key unless a shared secret is given: a dump of one run cannot be replayed on another.
+  const key = opts.secret ? Buffer.from(opts.secret) : randomBytes(32);
+  const rooms = new Map<number, RoomState>();
+  const detectors = new Map<number, LoopDetector>();
+  const boxes = new Map<string, Inbox>();
+  let total = 0;
+  let expired: (owner: string, item: InboxItem) => void = () => {};
+  let woken: (owner: string) => void = () => {};
+  // Receipts are bounded maps in insertion order (oldest dropped first), expired on read: no timer per message.
+  const fates = new Map<string, { sender: string; fate: Fate; until: number }>();
+  const idem = new Map<string, { id: string; until: number }>();
+
+  const box = (owner: string): Inbox => {
+    let b = boxes.get(owner);
+    if (!b) boxes.set(owner, (b = { items: [], bytes: 0, inflight: null, timers: new Map() }));
+    return b;
+  };
+  const forget = (owner: string, b: Inbox) => {
+    if (b.items.length === 0 && !b.inflight) boxes.delete(owner);
+  };
+  const arm = (owner: string, b: Inbox, item: InboxItem) => {
+    const t = setTimeout(() => {
+      b.timers.delete(item);
+      if (b.inflight === item) b.inflight = null;
+      else {
+        const i = b.items.indexOf(item);
+        if (i < 0) return;
+        b.items.splice(i, 1);
+      }
+      b.bytes -= item.bytes;
+      total -= item.bytes;
+      forget(owner, b);
+      expired(owner, item);
+    }, Math.max(0, item.expiresAt - Date.now()));
+    t.unref();
+    b.timers.set(item, t);
+  };
+  const drop = (b: Inbox, item: InboxItem) => {
+    clearTimeout(b.timers.get(item));
+    b.timers.delete(item);
+    b.bytes -= item.bytes;
+    total -= item.bytes;
+  };
+
+  const inboxes: InboxStore = {
+    push(owner, item) {
+      const b = box(owner);
+      b.items.push(item);
+      b.bytes += item.bytes;
+      total += item.bytes;
+      arm(owner, b, item);
+    },
+    lease(owner) {
+      const b = boxes.get(owner);
+      if (!b) return undefined;
+      if (!b.inflight) b.inflight = b.items.shift() ?? null;
+      return b.inflight ?? undefined;
+    },
+    ack(owner, id) {
+      const b = boxes.get(owner);
+      if (!b?.inflight || b.inflight.event.id !== id) return false;
+      drop(b, b.inflight);
+      b.inflight = null;
+      forget(owner, b);
+      return true;
+    },
+    nack(owner, id, minExpiresAt) {
+      const b = boxes.get(owner);
+      const item = b?.inflight;
+      if (!b || !item || item.event.id !== id) return;
+      b.inflight = null;
+      b.items.unshift(item);
+      if (item.expiresAt < minExpiresAt) {
+        item.expiresAt = minExpiresAt;
+        clearTimeout(b.timers.get(item));
+        arm(owner, b, item);
+      }
+    },
+    clear(owner) {
+      const b = boxes.get(owner);
+      if (!b) return [];
+      const all = b.inflight ? [b.inflight, ...b.items] : b.items;
+      for (const item of all) drop(b, item);
+      boxes.delete(owner);
+      return all;
+    },
+    size(owner) {
+      const b = boxes.get(owner);
+      return b ? { count: b.items.length + (b.inflight ? 1 : 0), bytes: b.bytes } : { count: 0, bytes: 0 };
+    },
+    totalBytes: () => total,
+    onExpired(fn) {
+      expired = fn;
+    },
+  };
+
+  return {
+    name: 'memory',
+    store,
+    clock: { now: Date.now },
+    hasher: { hash: (secret) => createHmac('sha256', key).update(secret).digest('hex') },
+    tokens: {
+      add: (h, at) => store.addToken(h, at),
+      get: (h) => store.getToken(h),
+      touch: (h, at) => store.touchToken(h, at),
+      setRoom: (h, id) => store.setTokenRoom(h, id),
+      delete: (h) => store.deleteToken(h),
+      expired: (now) => store.expiredTokens(now),
+    },
+    codes: {
+      add: (h, id, kind, at) => store.addCode(h, id, kind, at),
+      take: (h, now) => store.takeCode(h, now),
+      sweep: (now) => store.sweepCodes(now),
+    },
+    rooms: {
+      create(init, now) {
+        const id = store.addRoom(init.kind, init.creator, init.headless, now);
+        const room: RoomState = { ...init, id };
+        rooms.set(id, room);
+        return room;
+      },
+      get: (id) => rooms.get(id),
+      update(id, fn) {
+        const room = rooms.get(id);
+        if (!room) return undefined;
+        const headless = room.headless;
+        const result = fn(room);
+        if (room.headless !== headless) store.setHeadless(id, room.headless); // the schema's mirror of the rule
+        return result;
+      },
+      delete(id) {
+        rooms.delete(id);
+        detectors.delete(id);
+        store.deleteRoom(id);
+      },
+      count: () => rooms.size,
+      countByBucket(bucket) {
+        let n = 0;
+        for (const r of rooms.values()) if (r.bucket === bucket) n++;
+        return n;
+      },
+    },
+    inboxes,
+    bus: {
+      wake: (owner) => woken(owner),
+      onWake(fn) {
+        woken = fn;
+      },
+    },
+    detectors: {
+      observe(roomId, side, text, signal) {
+        let d = detectors.get(roomId);
+        // Made on the first message: an idle room costs no detector memory.
+        if (!d) detectors.set(roomId, (d = createLoopDetector()));
+        return d.observe(side, text, signal);
+      },
+      reset: (roomId) => detectors.get(roomId)?.reset(),
+      delete: (roomId) => void detectors.delete(roomId),
+    },
+    receipts: {
+      setFate(messageId, sender, fate, ttlMs) {
+        fates.delete(messageId);
+        bounded(fates).set(messageId, { sender, fate, until: Date.now() + ttlMs });
+      },
+      fate: (messageId) => live(fates, messageId),
+      recall: (sender, key) => live(idem, `${sender}:${key}`)?.id,
+      remember(sender, key, id, ttlMs) {
+        bounded(idem).set(`${sender}:${key}`, { id, until: Date.now() + ttlMs });
+      },
+    },
+    ready: () => true,
+    close() {
+      for (const b of boxes.values()) for (const t of b.timers.values()) clearTimeout(t);
+      boxes.clear();
+    },
+  };
+}
+
+const RECEIPTS_MAX = 50_000;
+
+function bounded<V>(m: Map<string, V>): Map<string, V> {
+  while (m.size >= RECEIPTS_MAX) m.delete(m.keys().next().value!);
+  return m;
+}
+
+function live<V extends { until: number }>(m: Map<string, V>, key: string): V | undefined {
+  const v = m.get(key);
+  if (v && v.until <= Date.now()) m.delete(key);
+  return v && v.until > Date.now() ? v : undefined;
+}

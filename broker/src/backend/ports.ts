@@ -1,0 +1,166 @@
+/**
+ * The state backend: the ports the room engine stands on. `memoryBackend()` (sql.js + Maps, one
+ * process) is the default; a shared backend (Redis) implements the same ports in its own folder.
+ *
+ * Methods return `T | Promise<T>` (socket.io's adapter habit): the memory backend answers at once,
+ * a networked one asynchronously, and the engine awaits both. What can never leave a process is
+ * not here: held waits hold a socket, so they stay in the engine and are woken through the bus.
+ *
+ * Atomicity, port by port (what a shared implementation must guarantee):
+ * - CodeStore.take: look up and delete in one step (GETDEL / Lua), so a code works exactly once.
+ * - RoomStore.update: the callback sees and changes one room as one step (WATCH/MULTI retry or a
+ *   per-room lock); the engine puts every turn rule of one send (pause, detector, both-STANDBY,
+ *   alarm) inside it and applies the returned effects after.
+ * - InboxStore.lease/ack: lease hands out the head and marks it in flight in one step; ack removes
+ *   only the item it names. Two brokers never hand out one item at once (one waiter per token).
+ * - TokenStore: single-key writes; the room count of a token changes with its room (create).
+ * - DetectorStore.observe: per room, serialised with RoomStore.update of the same room.
+ */
+import type { RoomEvent, Role, Signal } from '../engine/events.js';
+import type { RoomKind } from '../engine/service.js';
+import type { LoopAlarm } from '../loop-detector.js';
+
+export type Awaitable<T> = T | Promise<T>;
+
+export interface Clock {
+  now(): number;
+}
+
+/** Keyed hash of a secret (token, code, key): the raw secret is never stored. Hex out. */
+export interface SecretHasher {
+  hash(secret: string): string;
+}
+
+export interface TokenRow {
+  hash: string;
+  roomId: number | null;
+  roomsCreated: number;
+  expiresAt: number;
+}
+
+export interface TokenStore {
+  add(hash: string, expiresAt: number): Awaitable<void>;
+  get(hash: string): Awaitable<TokenRow | undefined>;
+  touch(hash: string, expiresAt: number): Awaitable<void>;
+  setRoom(hash: string, roomId: number | null): Awaitable<void>;
+  delete(hash: string): Awaitable<void>;
+  /** Hashes of expired tokens, at most a batch per call. */
+  expired(now: number): Awaitable<string[]>;
+}
+
+export type CodeKind = 'invite' | 'listen';
+
+export interface CodeStore {
+  add(hash: string, roomId: number, kind: CodeKind, expiresAt: number): Awaitable<void>;
+  /** Looks a live code up and burns it, atomically. */
+  take(hash: string, now: number): Awaitable<{ roomId: number; kind: CodeKind } | undefined>;
+  /** Deletes expired codes; returns the rooms they belonged to. */
+  sweep(now: number): Awaitable<number[]>;
+}
+
+export interface MemberState {
+  hash: string;
+  agentId: string;
+  role: Role;
+  lastSeen: number;
+  lastSignal: Signal | null;
+  /** Holding a wait on some broker now (presence). */
+  waiting: boolean;
+}
+
+/** A room as plain data (serialisable), without its messages. */
+export interface RoomState {
+  id: number;
+  kind: RoomKind;
+  headless: boolean;
+  /** Token hash of the creator: only it changes rules, and its leaving closes the room. */
+  creator: string;
+  members: MemberState[];
+  paused: null | 'standby' | 'loop';
+  alarms: number;
+  /** Address bucket that opened it (for the per-address room cap); never the address itself. */
+  bucket: string;
+}
+
+export interface RoomStore {
+  /** Creates a room owned by `creator` and counts it against the creator's quota. */
+  create(init: Omit<RoomState, 'id'>, now: number): Awaitable<RoomState>;
+  get(id: number): Awaitable<RoomState | undefined>;
+  /** Atomic per room: undefined when the room is gone. */
+  update<R>(id: number, fn: (room: RoomState) => R): Awaitable<R | undefined>;
+  delete(id: number): Awaitable<void>;
+  count(): Awaitable<number>;
+  /** Open rooms opened from one address bucket. */
+  countByBucket(bucket: string): Awaitable<number>;
+}
+
+export interface InboxItem {
+  event: RoomEvent;
+  /** Bytes the item costs in memory (a JS string of framed text costs 2 per char above Latin-1). */
+  bytes: number;
+  /** Sender's token hash, for partner messages: told if the message never arrives. */
+  from?: string;
+  /** The recipient's agent id, for the notice its sender gets if it never arrives. */
+  toAgent?: string;
+  expiresAt: number;
+}
+
+/**
+ * Per-token queues of events. An inbox belongs to a token, not to a room: after the room closes,
+ * its owner still drains what was sent before the closing notice, in order.
+ */
+export interface InboxStore {
+  push(owner: string, item: InboxItem): Awaitable<void>;
+  /** The head, marked in flight (the same item again while it is in flight). */
+  lease(owner: string): Awaitable<InboxItem | undefined>;
+  /** Removes the in-flight item if it is `id`. */
+  ack(owner: string, id: string): Awaitable<boolean>;
+  /** Puts the in-flight item `id` back at the head. */
+  nack(owner: string, id: string, minExpiresAt: number): Awaitable<void>;
+  /** Removes and returns every item (the owner left). */
+  clear(owner: string): Awaitable<InboxItem[]>;
+  size(owner: string): Awaitable<{ count: number; bytes: number }>;
+  /** Bytes queued across every inbox (a global cap keeps one sender from filling memory). */
+  totalBytes(): Awaitable<number>;
+  /** Called once for each item that reaches its expiry unread. */
+  onExpired(fn: (owner: string, item: InboxItem) => void): void;
+}
+
+/** Wakes the wait held for `owner` on whichever broker holds it. */
+export interface WakeBus {
+  wake(owner: string): void;
+  onWake(fn: (owner: string) => void): void;
+}
+
+export interface DetectorStore {
+  observe(roomId: number, side: 0 | 1, text: string, signal: Signal | null): Awaitable<LoopAlarm | null>;
+  reset(roomId: number): Awaitable<void>;
+  delete(roomId: number): Awaitable<void>;
+}
+
+export type Fate = 'queued' | 'delivered' | 'acknowledged' | 'expired' | 'dropped';
+
+/** What became of each message, for its sender; and the first answer to each idempotent send. */
+export interface ReceiptStore {
+  setFate(messageId: string, sender: string, fate: Fate, ttlMs: number): Awaitable<void>;
+  fate(messageId: string): Awaitable<{ sender: string; fate: Fate } | undefined>;
+  /** The message id a send with this idempotency key produced, if it succeeded before. */
+  recall(sender: string, key: string): Awaitable<string | undefined>;
+  remember(sender: string, key: string, id: string, ttlMs: number): Awaitable<void>;
+}
+
+export interface StateBackend {
+  readonly name: string;
+  clock: Clock;
+  hasher: SecretHasher;
+  tokens: TokenStore;
+  codes: CodeStore;
+  rooms: RoomStore;
+  inboxes: InboxStore;
+  bus: WakeBus;
+  detectors: DetectorStore;
+  receipts: ReceiptStore;
+  /** Whether the backend can serve requests now (a shared one may be unreachable). */
+  ready(): Awaitable<boolean>;
+  close(): Awaitable<void>;
+}

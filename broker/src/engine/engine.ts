@@ -1,0 +1,528 @@
+/**
+ * The room engine: pairing, turns, pauses, loop alarms and delivery, with no transport in it.
+ * It implements RoomService over a StateBackend; doors call it, the backend holds its state.
+ *
+ * Messages live only in inboxes, in memory (or a shared memory such as Redis), until they are
+ * acknowledged or expire. Every rule of one room change runs inside `rooms.update()`, which the
+ * backend makes atomic; events are pushed after it. Held waits are the one thing local to a
+ * process: they hold a socket, so they live here and are woken through the backend's bus.
+ */
+import { randomBytes } from 'node:crypto';
+import type { StateBackend, InboxItem, MemberState, RoomState, TokenRow } from '../backend/ports.js';
+import type { Config } from '../config.js';
+import { parseSignal } from '../framing.js';
+import type { LoopAlarm } from '../loop-detector.js';
+import type { Metrics } from '../metrics.js';
+import { ParleyError, refuse } from './errors.js';
+import { event, type RoomEvent, type RoomEventBody, type Role } from './events.js';
+import type { Joined, Lease, MessageFate, NextOptions, Opened, Presence, RoomKind, RoomService, Status } from './service.js';
+
+const TOKEN_RE = /^tok_[0-9a-f]{32}$/;
+const CODE_RE = /^(invite|listen)_[0-9a-f]{32}$/;
+/** How long a closing notice waits for a token that is no longer in a room. */
+const FINAL_TTL_MS = 10 * 60_000;
+/** An event whose write failed goes back to the head with at least this long to live. */
+const REQUEUE_GRACE_MS = 60_000;
+export const MAX_ROOMS_PER_TOKEN = 3;
+
+interface Waiter {
+  resolve(lease: Lease | null): void;
+  timer: NodeJS.Timeout;
+  acking: boolean;
+  roomId: number;
+}
+
+/** Bytes a string really costs in V8: one per char when all of it is Latin-1, else two. */
+export function storedBytes(text: string): number {
+  // eslint-disable-next-line no-control-regex
+  return (/[^\u0000-\u00ff]/.test(text) ? 2 : 1) * text.length + 64;
+}
+
+export class Engine implements RoomService {
+  private readonly waiters = new Map<string, Waiter>();
+  private readonly sweeper: NodeJS.Timeout;
+  private isDraining = false;
+
+  constructor(
+    readonly backend: StateBackend,
+    private readonly config: Config,
+    private readonly metrics: Metrics,
+  ) {
+    backend.bus.onWake((owner) => this.wakeLocal(owner));
+    backend.inboxes.onExpired((owner, item) => void this.expired(owner, item));
+    this.sweeper = setInterval(() => void this.sweep().catch(() => undefined), config.sweepIntervalS * 1000).unref();
+  }
+
+  get draining(): boolean {
+    return this.isDraining;
+  }
+
+  /** A token of the right shape: lets a door refuse before reading a body. */
+  static wellFormed(token: string | undefined): token is string {
+    return token !== undefined && TOKEN_RE.test(token);
+  }
+
+  rateKey(token: string): string {
+    return this.backend.hasher.hash(token);
+  }
+
+  // ── tokens ──────────────────────────────────────────────────────────────
+
+  async register(): Promise<{ token: string }> {
+    this.refuseWhileDraining();
+    const token = `tok_${randomBytes(16).toString('hex')}`;
+    await this.backend.tokens.add(this.backend.hasher.hash(token), this.backend.clock.now() + this.config.tokenTtlS * 1000);
+    this.metrics.tokensIssued.inc();
+    return { token };
+  }
+
+  private async auth(token: string | undefined, known?: string): Promise<TokenRow> {
+    if (!Engine.wellFormed(token)) throw refuse('unauthorized');
+    const row = await this.backend.tokens.get(known ?? this.backend.hasher.hash(token));
+    const now = this.backend.clock.now();
+    if (!row || row.expiresAt <= now) throw refuse('unauthorized');
+    // Sliding expiry, written at most once a minute (or per half TTL when shorter) to keep the hot path read-only.
+    const ttl = this.config.tokenTtlS * 1000;
+    if (now + ttl - row.expiresAt > Math.min(60_000, ttl / 2)) await this.backend.tokens.touch(row.hash, now + ttl);
+    return row;
+  }
+
+  private async memberOf(token: string | undefined, known?: string) {
+    const row = await this.auth(token, known);
+    const room = row.roomId === null ? undefined : await this.backend.rooms.get(row.roomId);
+    const me = room?.members.find((m) => m.hash === row.hash);
+    if (!room || !me) throw refuse('not_in_room');
+    return { room, me, partner: room.members.find((m) => m !== me), row };
+  }
+
+  // ── rooms and codes ─────────────────────────────────────────────────────
+
+  async setup(kind: RoomKind, headless?: boolean) {
+    const { token } = await this.register();
+    return { token, ...(await this.open(token, kind, headless)) };
+  }
+
+  /** A standard room makes its creator host and hands out an invite; a listener room makes its creator joiner and hands out a listener code. */
+  async open(token: string | undefined, kind: RoomKind, headless?: boolean): Promise<Opened> {
+    this.refuseWhileDraining();
+    const row = await this.auth(token);
+    if (row.roomId !== null) throw refuse('already_in_room');
+    if (row.roomsCreated >= MAX_ROOMS_PER_TOKEN) throw refuse('room_limit');
+    const now = this.backend.clock.now();
+    const isListener = kind === 'listener';
+    const room = await this.backend.rooms.create(
+      { kind, headless: headless ?? isListener, creator: row.hash, members: [], paused: null, alarms: 0, bucket: '' },
+      now,
+    );
+    const code = `${isListener ? 'listen' : 'invite'}_${randomBytes(16).toString('hex')}`;
+    const ttl = (isListener ? this.config.listenerTtlS : this.config.inviteTtlS) * 1000;
+    await this.backend.codes.add(this.backend.hasher.hash(code), room.id, isListener ? 'listen' : 'invite', now + ttl);
+    const me = await this.addMember(room.id, row.hash, isListener ? 'joiner' : 'host');
+    this.metrics.roomsOpened.inc();
+    return { code, role: me!.role, agentId: me!.agentId };
+  }
+
+  /** An invite makes you joiner; a listener code makes you host. */
+  async join(token: string | undefined, code: string): Promise<Joined> {
+    this.refuseWhileDraining();
+    const row = await this.auth(token);
+    if (row.roomId !== null) throw refuse('already_in_room');
+    const claimed = await this.claimCode(code);
+    return this.enterRoom(row.hash, claimed.roomId, claimed.kind);
+  }
+
+  async registerAndJoin(code: string): Promise<Joined & { token: string }> {
+    this.refuseWhileDraining();
+    const claimed = await this.claimCode(code);
+    const { token } = await this.register();
+    return { token, ...(await this.enterRoom(this.backend.hasher.hash(token), claimed.roomId, claimed.kind)) };
+  }
+
+  private async claimCode(code: string) {
+    if (!CODE_RE.test(code)) throw refuse('invalid_code');
+    const found = await this.backend.codes.take(this.backend.hasher.hash(code), this.backend.clock.now());
+    if (!found) throw refuse('invalid_code');
+    return found;
+  }
+
+  private async enterRoom(hash: string, roomId: number, kind: 'invite' | 'listen'): Promise<Joined> {
+    const role: Role = kind === 'invite' ? 'joiner' : 'host';
+    const entered = await this.backend.rooms.update(roomId, (room) => {
+      if (room.members.length !== 1) return undefined;
+      const me = this.newMember(room, hash, role);
+      room.members.push(me);
+      return { me, room: { headless: room.headless, others: room.members.filter((m) => m !== me).map((m) => m.hash), count: room.members.length } };
+    });
+    if (!entered) throw refuse('invalid_code');
+    const { me, room } = entered;
+    await this.backend.tokens.setRoom(hash, roomId);
+    for (const other of room.others) await this.push(other, { kind: 'partner_joined', agent: me.agentId, connected: room.count });
+    this.metrics.joins.inc();
+    const partner = (await this.backend.rooms.get(roomId))?.members.find((m) => m !== me && m.hash !== hash);
+    return { role, headless: room.headless, connected: room.count, agentId: me.agentId, partner: partner?.agentId ?? null };
+  }
+
+  private newMember(room: RoomState, hash: string, role: Role): MemberState {
+    let agentId: string;
+    do agentId = `Agent-${randomBytes(2).toString('hex')}`;
+    while (room.members.some((m) => m.agentId === agentId));
+    return { hash, agentId, role, lastSeen: this.backend.clock.now(), lastSignal: null, waiting: false };
+  }
+
+  private async addMember(roomId: number, hash: string, role: Role): Promise<MemberState | undefined> {
+    const me = await this.backend.rooms.update(roomId, (room) => {
+      const m = this.newMember(room, hash, role);
+      room.members.push(m);
+      return m;
+    });
+    await this.backend.tokens.setRoom(hash, roomId);
+    return me;
+  }
+
+  /** Only the room's creator may change its rules. */
+  async setHeadless(token: string | undefined, headless: boolean): Promise<{ headless: boolean }> {
+    const { room, me } = await this.memberOf(token);
+    if (me.hash !== room.creator) throw refuse('not_creator');
+    const others = await this.backend.rooms.update(room.id, (r) => {
+      r.headless = headless;
+      return r.members.filter((m) => m.hash !== me.hash).map((m) => m.hash);
+    });
+    for (const o of others ?? []) await this.push(o, { kind: 'rule_changed', agent: me.agentId, headless });
+    return { headless };
+  }
+
+  // ── messages ────────────────────────────────────────────────────────────
+
+  async send(token: string | undefined, raw: string, opts: { idempotencyKey?: string } = {}): Promise<{ id: string }> {
+    this.refuseWhileDraining();
+    const { room, me, partner } = await this.memberOf(token);
+    const receipts = this.backend.receipts;
+    const retried = opts.idempotencyKey && (await receipts.recall(me.hash, opts.idempotencyKey));
+    if (retried) return { id: retried };
+    if (room.paused === 'loop') throw refuse('loop_paused');
+    if (!partner) throw refuse('partner_not_connected', undefined, 5);
+    const { text, signal } = parseSignal(raw);
+    if (text.trim() === '') throw refuse('empty_message');
+    const bytes = storedBytes(text);
+    const queued = await this.backend.inboxes.size(partner.hash);
+    if (queued.count >= this.config.queueMaxMessages || queued.bytes + bytes > this.config.queueMaxBytes) throw refuse('inbox_full', undefined, 5);
+
+    const alarm = await this.backend.detectors.observe(room.id, me.role === 'host' ? 0 : 1, text, signal);
+    if (alarm) throw await this.raiseAlarm(room.id, alarm);
+
+    const sig = signal ?? 'OVER';
+    const turn = await this.backend.rooms.update(room.id, (r) => {
+      const self = r.members.find((m) => m.hash === me.hash);
+      const other = r.members.find((m) => m.hash !== me.hash);
+      if (!self || !other) return undefined;
+      if (r.paused === 'loop') return 'loop' as const;
+      if (r.paused === 'standby') r.paused = null;
+      self.lastSignal = sig;
+      self.lastSeen = this.backend.clock.now();
+      const bothStandby = sig === 'STANDBY' && other.lastSignal === 'STANDBY';
+      if (bothStandby) r.paused = 'standby';
+      return { to: other, bothStandby };
+    });
+    if (turn === 'loop') throw refuse('loop_paused');
+    if (!turn) throw refuse('partner_not_connected', undefined, 5);
+
+    const message = event({ kind: 'message', from: me.agentId, signal: sig, text });
+    await this.backend.inboxes.push(turn.to.hash, { event: message, bytes, from: me.hash, toAgent: turn.to.agentId, expiresAt: this.expiry() });
+    await receipts.setFate(message.id, me.hash, 'queued', this.receiptTtl());
+    if (opts.idempotencyKey) await receipts.remember(me.hash, opts.idempotencyKey, message.id, this.receiptTtl());
+    this.backend.bus.wake(turn.to.hash);
+    this.metrics.messages.inc();
+    this.metrics.messageBytes.inc(Buffer.byteLength(raw));
+    if (turn.bothStandby) {
+      this.metrics.standbyPauses.inc();
+      await this.push(turn.to.hash, { kind: 'standby_pause' });
+      await this.push(me.hash, { kind: 'standby_pause' });
+    }
+    return { id: message.id };
+  }
+
+  /** First alarm pauses the room; a second one in the same session severs it. */
+  private async raiseAlarm(roomId: number, alarm: LoopAlarm): Promise<ParleyError> {
+    const outcome = await this.backend.rooms.update(roomId, (r) => {
+      r.alarms += 1;
+      if (r.alarms === 1) r.paused = 'loop';
+      const members = r.members.map((m) => m.hash);
+      if (r.alarms > 1) r.members = [];
+      return { severed: r.alarms > 1, members };
+    });
+    if (!outcome) return refuse('not_in_room');
+    this.metrics.loopAlarms.inc();
+    if (!outcome.severed) {
+      for (const m of outcome.members) await this.push(m, { kind: 'loop_alarm', severed: false, reason: alarm.reason });
+      return refuse('loop_paused');
+    }
+    for (const m of outcome.members) {
+      await this.backend.tokens.setRoom(m, null);
+      await this.push(m, { kind: 'loop_alarm', severed: true, reason: alarm.reason }, FINAL_TTL_MS);
+      await this.backend.tokens.delete(m);
+    }
+    await this.closeRoom(roomId);
+    this.metrics.severed.inc();
+    return refuse('loop_severed');
+  }
+
+  /** After a loop alarm, on a human's word. */
+  async resume(token: string | undefined): Promise<void> {
+    const { room, me } = await this.memberOf(token);
+    const members = await this.backend.rooms.update(room.id, (r) => {
+      if (r.paused !== 'loop') return undefined;
+      r.paused = null;
+      return r.members.map((m) => m.hash);
+    });
+    if (!members) throw refuse('not_paused');
+    await this.backend.detectors.reset(room.id);
+    for (const m of members) await this.push(m, { kind: 'resumed', agent: me.agentId });
+  }
+
+  /**
+   * The next event for this token: at once if one is queued, else when one arrives, else null at
+   * the timeout. A closing event is handed out even after the token lost its room or was revoked.
+   */
+  async next(token: string | undefined, opts: NextOptions): Promise<Lease | null> {
+    const hash = Engine.wellFormed(token) ? this.backend.hasher.hash(token) : undefined;
+    const head = hash && (await this.head(hash, opts.ack));
+    if (head) return this.leaseOf(hash, head, opts.acking ?? false);
+    const { room, me } = await this.memberOf(token, hash);
+    if (this.isDraining) throw refuse('draining', undefined, 5);
+    if (this.waiters.has(me.hash)) throw refuse('wait_pending');
+    if (opts.signal?.aborted) return null;
+
+    const owner = me.hash;
+    let waiter!: Waiter;
+    const result = new Promise<Lease | null>((resolve) => {
+      const timer = setTimeout(() => this.release(owner, waiter, null), opts.timeoutMs);
+      waiter = { resolve, timer, acking: opts.acking ?? false, roomId: room.id };
+    });
+    this.waiters.set(owner, waiter);
+    this.metrics.waiters.inc();
+    void this.setWaiting(room.id, owner, true);
+    opts.signal?.addEventListener('abort', () => this.release(owner, waiter, null), { once: true });
+    // Something may have arrived while this wait was being set up.
+    this.wakeLocal(owner);
+    return result;
+  }
+
+  /** The head of the inbox, after acknowledging `ack` if that is what is in flight. */
+  private async head(owner: string, ack?: string): Promise<InboxItem | undefined> {
+    const inboxes = this.backend.inboxes;
+    let item = await inboxes.lease(owner);
+    if (item && ack && item.event.id === ack) {
+      await inboxes.ack(owner, ack);
+      if (item.from) await this.backend.receipts.setFate(item.event.id, item.from, 'acknowledged', this.receiptTtl());
+      item = await inboxes.lease(owner);
+    }
+    return item;
+  }
+
+  private leaseOf(owner: string, item: InboxItem, acking: boolean): Lease {
+    let settled = false;
+    return {
+      event: item.event,
+      settle: (delivered) => {
+        if (settled) return;
+        settled = true;
+        void this.settle(owner, item, delivered, acking).catch(() => undefined);
+      },
+    };
+  }
+
+  private async settle(owner: string, item: InboxItem, delivered: boolean, acking: boolean): Promise<void> {
+    const { inboxes, receipts } = this.backend;
+    if (delivered) {
+      if (item.from) {
+        this.metrics.delivered.inc();
+        await receipts.setFate(item.event.id, item.from, 'delivered', this.receiptTtl());
+      }
+      // An acknowledging client keeps the event in flight until it says it processed it.
+      if (!acking) await inboxes.ack(owner, item.event.id);
+      return;
+    }
+    this.metrics.redelivered.inc();
+    // Back to the head: nothing is lost to a dropped connection.
+    await inboxes.nack(owner, item.event.id, this.backend.clock.now() + REQUEUE_GRACE_MS);
+    this.backend.bus.wake(owner);
+  }
+
+  /** Hands the head of `owner`'s inbox to the wait held here for it, if there is one. */
+  private wakeLocal(owner: string): void {
+    const w = this.waiters.get(owner);
+    if (!w) return;
+    const got = this.backend.inboxes.lease(owner);
+    const hand = (item: InboxItem | undefined) => {
+      if (item && this.waiters.get(owner) === w) this.release(owner, w, this.leaseOf(owner, item, w.acking));
+    };
+    if (got instanceof Promise) void got.then(hand, () => undefined);
+    else hand(got);
+  }
+
+  private release(owner: string, w: Waiter, lease: Lease | null): void {
+    if (this.waiters.get(owner) !== w) return;
+    this.waiters.delete(owner);
+    clearTimeout(w.timer);
+    this.metrics.waiters.dec();
+    void this.setWaiting(w.roomId, owner, false);
+    w.resolve(lease);
+  }
+
+  private setWaiting(roomId: number, owner: string, waiting: boolean) {
+    return this.backend.rooms.update(roomId, (r) => {
+      const m = r.members.find((x) => x.hash === owner);
+      if (!m) return;
+      m.waiting = waiting;
+      m.lastSeen = this.backend.clock.now();
+    });
+  }
+
+  async status(token: string | undefined): Promise<Status> {
+    const row = await this.auth(token);
+    const room = row.roomId === null ? undefined : await this.backend.rooms.get(row.roomId);
+    const me = room?.members.find((m) => m.hash === row.hash);
+    if (!room || !me) return { inRoom: false, role: null, agentId: null, partner: null, paused: null, headless: null };
+    await this.backend.rooms.update(room.id, (r) => {
+      const m = r.members.find((x) => x.hash === row.hash);
+      if (m) m.lastSeen = this.backend.clock.now();
+    });
+    const p = room.members.find((m) => m !== me);
+    const now = this.backend.clock.now();
+    const partner = p ? { agentId: p.agentId, presence: this.presence(p, now), lastSeenMs: p.waiting ? 0 : now - p.lastSeen } : null;
+    return { inRoom: true, role: me.role, agentId: me.agentId, partner, paused: room.paused, headless: room.headless };
+  }
+
+  /** Holding a wait; seen within one wait slice and a margin; asleep (token valid, not polling). */
+  private presence(m: MemberState, now: number): Presence {
+    if (m.waiting) return 'waiting';
+    return now - m.lastSeen <= (this.config.waitTimeoutS + 15) * 1000 ? 'recent' : 'asleep';
+  }
+
+  async fate(token: string | undefined, messageId: string): Promise<MessageFate> {
+    const row = await this.auth(token);
+    const f = await this.backend.receipts.fate(messageId);
+    if (!f || f.sender !== row.hash) throw refuse('unknown_message');
+    return f.fate;
+  }
+
+  /** The room's creator leaving closes it; the other side leaving leaves the creator alone in it. Idempotent. */
+  async leave(token: string | undefined): Promise<void> {
+    const row = await this.auth(token);
+    if (row.roomId !== null) await this.depart(row.roomId, row.hash, 'left');
+  }
+
+  private async depart(roomId: number, hash: string, why: 'left' | 'expired'): Promise<void> {
+    const out = await this.backend.rooms.update(roomId, (r) => {
+      const me = r.members.find((m) => m.hash === hash);
+      if (!me) return undefined;
+      const partner = r.members.find((m) => m !== me);
+      const closes = r.creator === hash;
+      r.members = r.members.filter((m) => m !== me && !(closes && m === partner));
+      return { me, partner, closes, empty: r.members.length === 0 };
+    });
+    await this.backend.tokens.setRoom(hash, null);
+    if (!out) return;
+    const { me, partner, closes } = out;
+    // What the leaver had not read is dropped, and its senders are told.
+    for (const item of await this.backend.inboxes.clear(hash)) await this.undelivered(item, 'room_closed');
+    // Whoever leaves knows it already; only a wait it still holds (or an expiry) needs telling.
+    if (why === 'expired' || me.waiting) await this.push(hash, { kind: 'room_closed', why: why === 'left' ? 'you_left' : 'you_expired' }, FINAL_TTL_MS);
+    if (partner) {
+      if (closes) {
+        await this.backend.tokens.setRoom(partner.hash, null);
+        // After the partner's pending messages: the last words of the leaver still arrive first.
+        await this.push(partner.hash, { kind: 'room_closed', why: why === 'left' ? 'closed' : 'expired', agent: me.agentId, creatorRole: me.role }, FINAL_TTL_MS);
+      } else {
+        await this.push(partner.hash, { kind: 'partner_left', agent: me.agentId, why });
+      }
+    }
+    if (out.empty) await this.closeRoom(roomId);
+  }
+
+  private async closeRoom(roomId: number): Promise<void> {
+    await this.backend.rooms.delete(roomId);
+    await this.backend.detectors.delete(roomId);
+    this.metrics.roomsClosed.inc();
+  }
+
+  // ── delivery ────────────────────────────────────────────────────────────
+
+  private expiry(ttlMs = this.config.messageTtlS * 1000): number {
+    return this.backend.clock.now() + ttlMs;
+  }
+
+  private receiptTtl(): number {
+    return this.config.messageTtlS * 1000 + FINAL_TTL_MS;
+  }
+
+  /** Queues a broker event for `owner` and wakes its wait. */
+  private async push(owner: string, body: RoomEventBody, ttlMs?: number): Promise<RoomEvent> {
+    const e = event(body);
+    await this.backend.inboxes.push(owner, { event: e, bytes: 256, expiresAt: this.expiry(ttlMs) });
+    this.backend.bus.wake(owner);
+    return e;
+  }
+
+  /** An unread message expired: its sender is told, never left guessing. */
+  private async expired(_owner: string, item: InboxItem): Promise<void> {
+    if (!item.from) return;
+    this.metrics.expired.inc();
+    await this.undelivered(item, 'expired');
+  }
+
+  private async undelivered(item: InboxItem, why: 'expired' | 'room_closed'): Promise<void> {
+    if (!item.from || item.event.kind !== 'message') return;
+    await this.backend.receipts.setFate(item.event.id, item.from, why === 'expired' ? 'expired' : 'dropped', this.receiptTtl());
+    const sender = await this.backend.tokens.get(item.from);
+    if (!sender) return;
+    await this.push(item.from, { kind: 'undelivered', to: item.toAgent ?? 'your partner', messageId: item.event.id, afterS: this.config.messageTtlS, why });
+  }
+
+  // ── housekeeping ────────────────────────────────────────────────────────
+
+  /** Expired tokens and codes, found through their expiry indexes (never a scan of all rooms). */
+  async sweep(now = this.backend.clock.now()): Promise<void> {
+    for (const hash of await this.backend.tokens.expired(now)) {
+      const row = await this.backend.tokens.get(hash);
+      if (row?.roomId != null) await this.depart(row.roomId, hash, 'expired');
+      await this.backend.tokens.delete(hash);
+    }
+    for (const roomId of await this.backend.codes.sweep(now)) {
+      // A room whose code expired before anyone joined is closed; its creator is told why.
+      const alone = await this.backend.rooms.update(roomId, (r) => {
+        if (r.members.length !== 1) return undefined;
+        const [m] = r.members;
+        r.members = [];
+        return m.hash;
+      });
+      if (!alone) continue;
+      await this.backend.tokens.setRoom(alone, null);
+      await this.push(alone, { kind: 'room_closed', why: 'code_expired' }, FINAL_TTL_MS);
+      await this.closeRoom(roomId);
+    }
+  }
+
+  /** SIGTERM: refuse new work and answer every wait held here with the restart event. */
+  async drain(): Promise<void> {
+    this.isDraining = true;
+    const restarting = event({ kind: 'broker_restarting', sessionsSurvive: this.backend.name !== 'memory' });
+    for (const [owner, w] of [...this.waiters]) this.release(owner, w, { event: restarting, settle() {} });
+  }
+
+  private refuseWhileDraining(): void {
+    if (this.isDraining) throw refuse('draining', undefined, 5);
+  }
+
+  close(): void {
+    clearInterval(this.sweeper);
+    for (const [owner, w] of [...this.waiters]) this.release(owner, w, null);
+    void this.backend.close();
+  }
+
+  /** Counts for /metrics and the benchmark: never content. */
+  stats(): { rooms: number } {
+    const n = this.backend.rooms.count();
+    return { rooms: typeof n === 'number' ? n : 0 };
+  }
+}

@@ -1,0 +1,40 @@
+/**
+ * What the engine tells a participant, as data. Every door renders these its own way: the HTTP
+ * door as A2A Linker text (framing.ts, byte-for-byte what old scripts grep), MCP and A2A as
+ * structured results, the console as a transcript. Each event has an id, unique per recipient
+ * stream, so a client can acknowledge it and drop a duplicate.
+ */
+import { randomBytes } from 'node:crypto';
+
+export type AgentId = string;
+export type Signal = 'OVER' | 'STANDBY';
+export type Role = 'host' | 'joiner';
+
+export type RoomEventBody =
+  | { kind: 'message'; from: AgentId; signal: Signal; text: string }
+  | { kind: 'partner_joined'; agent: AgentId; connected: number }
+  | { kind: 'partner_left'; agent: AgentId; why: 'left' | 'expired' }
+  /** Why the room ended for the recipient; `agent` is who caused it, when someone did. */
+  | { kind: 'room_closed'; why: 'you_left' | 'you_expired' | 'closed' | 'expired' | 'code_expired'; agent?: AgentId; creatorRole?: Role }
+  | { kind: 'standby_pause' }
+  | { kind: 'loop_alarm'; severed: boolean; reason: string }
+  | { kind: 'resumed'; agent: AgentId }
+  | { kind: 'rule_changed'; agent: AgentId; headless: boolean }
+  | { kind: 'undelivered'; to: AgentId; messageId: string; afterS: number; why: 'expired' | 'room_closed' }
+  | { kind: 'broker_restarting'; sessionsSurvive: boolean };
+
+export type RoomEvent = RoomEventBody & { id: string };
+export type EventKind = RoomEvent['kind'];
+
+export function eventId(): string {
+  return `evt_${randomBytes(8).toString('hex')}`;
+}
+
+export function event<B extends RoomEventBody>(body: B, id = eventId()): B & { id: string } {
+  return { ...body, id };
+}
+
+/** Events that end the recipient's part in the room: after one, its token is no longer in a room. */
+export function isFinal(e: RoomEvent): boolean {
+  return e.kind === 'room_closed' || (e.kind === 'loop_alarm' && e.severed);
+}

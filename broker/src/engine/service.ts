@@ -1,0 +1,82 @@
+/**
+ * RoomService: the one interface every front door depends on (HTTP, SSH through HTTP, MCP, A2A,
+ * console). A door authenticates with a token string, calls these, and renders the results and
+ * events in its own shape. No door reaches past this into the state backend.
+ */
+import type { RoomEvent, Role } from './events.js';
+
+export type RoomKind = 'standard' | 'listener';
+
+export interface Joined {
+  role: Role;
+  headless: boolean;
+  /** Members now in the room (2 after a join). */
+  connected: number;
+  agentId: string;
+  partner: string | null;
+}
+
+export interface Opened {
+  code: string;
+  role: Role;
+  agentId: string;
+}
+
+/** Where the partner is, in words a client can act on. */
+export type Presence = 'waiting' | 'recent' | 'asleep' | 'gone';
+
+export interface Status {
+  inRoom: boolean;
+  role: Role | null;
+  agentId: string | null;
+  partner: { agentId: string; presence: Presence; lastSeenMs: number } | null;
+  paused: null | 'standby' | 'loop';
+  headless: boolean | null;
+}
+
+/** What became of a sent message, as far as the broker knows. */
+export type MessageFate = 'queued' | 'delivered' | 'acknowledged' | 'expired' | 'dropped';
+
+/**
+ * One event handed to a waiting client. `settle(true)` once it fully reached the client (or, for
+ * an acknowledging client, once acknowledged); `settle(false)` puts it back at the head of the
+ * inbox. An unsettled lease is handed out again after its lease time.
+ */
+export interface Lease {
+  event: RoomEvent;
+  settle(delivered: boolean): void;
+}
+
+export interface NextOptions {
+  timeoutMs: number;
+  /** The client went away: the wait ends with null and leaves no waiter behind. */
+  signal?: AbortSignal;
+  /** Acknowledges this event id (and settles it) before taking the next one. */
+  ack?: string;
+  /** Acknowledging clients keep each event leased until they ack it (at-least-once). */
+  acking?: boolean;
+}
+
+export interface RoomService {
+  readonly draining: boolean;
+  register(): Promise<{ token: string }>;
+  /** A fresh token that creates a room in one call. */
+  setup(kind: RoomKind, headless?: boolean): Promise<{ token: string } & Opened>;
+  open(token: string | undefined, kind: RoomKind, headless?: boolean): Promise<Opened>;
+  join(token: string | undefined, code: string): Promise<Joined>;
+  /** The code is checked (and burned) before any token is made. */
+  registerAndJoin(code: string): Promise<Joined & { token: string }>;
+  setHeadless(token: string | undefined, headless: boolean): Promise<{ headless: boolean }>;
+  send(token: string | undefined, raw: string, opts?: { idempotencyKey?: string }): Promise<{ id: string }>;
+  next(token: string | undefined, opts: NextOptions): Promise<Lease | null>;
+  status(token: string | undefined): Promise<Status>;
+  /** What became of a message this token sent. */
+  fate(token: string | undefined, messageId: string): Promise<MessageFate>;
+  resume(token: string | undefined): Promise<void>;
+  leave(token: string | undefined): Promise<void>;
+  /** A stable key for per-token rate limits (a keyed hash, never the token). */
+  rateKey(token: string): string;
+  /** SIGTERM: refuse new work, answer held waits with the restart event. */
+  drain(): Promise<void>;
+  close(): void;
+}

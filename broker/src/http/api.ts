@@ -1,0 +1,189 @@
+/**
+ * The HTTP door: A2A Linker's wire contract over Koa, mapped onto the RoomService. Each route
+ * parses its input, calls one service method and writes the exact response shape that existing
+ * agent scripts grep for. GET /wait (wait.ts) and the operations routes (ops.ts) are doors of
+ * their own; this one is the fallback for every other path (404 in JSON).
+ */
+import Router from '@koa/router';
+import Koa, { type Context, type Next } from 'koa';
+import getRawBody from 'raw-body';
+import type { Door, DoorContext } from '../doors.js';
+import { Engine } from '../engine/engine.js';
+import { refuse } from '../engine/errors.js';
+import { connectedText, rulesText } from '../framing.js';
+import type { Joined } from '../engine/service.js';
+import { errorReply, jsonText } from './status.js';
+
+/** The token from `Authorization: Bearer …`. */
+export function bearer(header: string | undefined): string | undefined {
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
+  return m?.[1];
+}
+
+const JSON_LIMIT = 16 * 1024;
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
+
+export function apiDoor(ctx: DoorContext): Door {
+  const { rooms, limits, config } = ctx;
+  const app = new Koa();
+  app.silent = true; // errors are logged by our own middleware, without their context
+  const token = (c: Context) => bearer(c.get('authorization'));
+  const limit = (name: Parameters<typeof limits.check>[0], keyOf: (c: Context) => string) => async (c: Context, next: Next) => {
+    await limits.check(name, () => keyOf(c));
+    return next();
+  };
+  const byAddress = (c: Context) => ctx.bucket(c.req);
+  // Per-token limits are keyed by the token's keyed hash (never the token); no token means the address bucket.
+  const byToken = (c: Context) => {
+    const t = token(c);
+    return t ? rooms.rateKey(t) : byAddress(c);
+  };
+  const anon = limit('anon', byAddress);
+  const control = limit('control', byToken);
+  // A malformed token is refused before its body is read; a well-formed one is checked by the engine.
+  const authenticated = (c: Context, next: Next) => {
+    if (!Engine.wellFormed(token(c))) throw refuse('unauthorized');
+    return next();
+  };
+
+  app.use(errorsAsJson(ctx));
+  // While draining, every response closes its connection so the process can exit promptly.
+  app.use(async (c, next) => {
+    try {
+      await next();
+    } finally {
+      if (rooms.draining) c.set('Connection', 'close');
+    }
+  });
+
+  const r = new Router();
+  r.post('/register', anon, async (c) => {
+    c.body = await rooms.register();
+  });
+  r.post('/setup', anon, async (c) => {
+    const body = await jsonObject(c);
+    const type = body.type ?? 'standard';
+    if (type !== 'standard' && type !== 'listener') throw refuse('bad_type');
+    const s = await rooms.setup(type, optionalBool(body, 'headless'));
+    c.body = { token: s.token, code: s.code, role: s.role };
+  });
+  r.post('/create', anon, async (c) => {
+    c.body = { inviteCode: (await rooms.open(token(c), 'standard')).code };
+  });
+  r.post('/listen', anon, async (c) => {
+    c.body = { listenerCode: (await rooms.open(token(c), 'listener')).code };
+  });
+  r.post('/join/:code', anon, async (c) => {
+    c.body = joinAnswer(await rooms.join(token(c), c.params.code));
+  });
+  r.post('/register-and-join/:code', anon, async (c) => {
+    const j = await rooms.registerAndJoin(c.params.code);
+    c.body = { token: j.token, ...joinAnswer(j) };
+  });
+  r.post('/room-rule/headless', anon, async (c) => {
+    const headless = optionalBool(await jsonObject(c), 'headless');
+    if (headless === undefined) throw refuse('bad_body', 'Body must be JSON {"headless": true|false}');
+    c.body = { ok: true, ...(await rooms.setHeadless(token(c), headless)) };
+  });
+  r.post('/resume', control, async (c) => {
+    await rooms.resume(token(c));
+    c.body = { ok: true };
+  });
+  r.post('/leave', control, async (c) => {
+    await rooms.leave(token(c));
+    c.body = { ok: true };
+  });
+
+  r.post('/send', limit('send', byToken), authenticated, async (c) => {
+    const key = c.get('idempotency-key') || undefined;
+    if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) throw refuse('bad_idempotency_key');
+    const { id } = await rooms.send(token(c), await bodyText(c, config.maxBodyBytes), { idempotencyKey: key });
+    c.set('Parley-Message-Id', id);
+    c.type = 'text/plain';
+    c.body = 'DELIVERED';
+  });
+
+  r.get('/messages/:id', limit('ping', byToken), async (c) => {
+    c.body = { id: c.params.id, fate: await rooms.fate(token(c), c.params.id) };
+  });
+
+  r.get('/ping', limit('ping', byToken), async (c) => {
+    const s = await rooms.status(token(c));
+    c.body = {
+      room_alive: s.inRoom,
+      partner_connected: s.partner !== null,
+      partner_last_seen_ms: s.partner?.lastSeenMs ?? null,
+      partner_presence: s.inRoom ? (s.partner?.presence ?? 'gone') : null,
+      paused: s.paused,
+    };
+  });
+
+  app.use(r.routes());
+  app.use(r.allowedMethods()); // 405 with Allow for a known path and a wrong method, 501 for an unknown method
+  return { name: 'http-api', claims: () => true, handle: app.callback() };
+}
+
+function joinAnswer(j: Joined) {
+  return { role: j.role, headless: j.headless, rules: rulesText(j.headless), status: connectedText(j.connected) };
+}
+
+/**
+ * The request body as text, whatever its content type (old scripts post with plain `curl -d`).
+ * Compressed bodies are refused rather than inflated: no agent needs them, and a malformed one
+ * must not reach a decompressor.
+ */
+async function bodyText(c: Context, limit: number): Promise<string> {
+  const encoding = (c.get('content-encoding') || 'identity').trim().toLowerCase();
+  if (encoding !== 'identity') throw refuse('unsupported_media_type', `Content-Encoding "${encoding.slice(0, 20)}" is not accepted: send the body uncompressed`);
+  return getRawBody(c.req, { limit, encoding: 'utf8', length: c.get('content-length') || undefined });
+}
+
+async function jsonObject(c: Context): Promise<Record<string, unknown>> {
+  const text = await bodyText(c, JSON_LIMIT);
+  if (text.trim() === '') return {};
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw refuse('bad_request', 'Body must be valid JSON');
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw refuse('bad_body', 'Body must be a JSON object');
+  return body as Record<string, unknown>;
+}
+
+function optionalBool(body: Record<string, unknown>, key: string): boolean | undefined {
+  const v = body[key];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'boolean') throw refuse('bad_body', `${key} must be true or false`);
+  return v;
+}
+
+function errorsAsJson(ctx: DoorContext) {
+  const { log, metrics, limits } = ctx;
+  return async (c: Context, next: Next) => {
+    const started = performance.now();
+    try {
+      // An address that keeps failing authentication is refused before anything else.
+      if (c.get('authorization')) await limits.checkAuth(ctx.bucket(c.req));
+      await next();
+      if (c.status === 405) throw refuse('method_not_allowed');
+      if (c.status === 501) throw refuse('not_implemented');
+      if (c.status === 404 && c.body === undefined) throw refuse('not_found');
+    } catch (e) {
+      const r = errorReply(e, log);
+      if (r.body.code === 'unauthorized') await limits.authFailed(ctx.bucket(c.req));
+      c.status = r.status;
+      c.body = r.body;
+      if (r.retryAfterS) c.set('Retry-After', String(r.retryAfterS));
+    } finally {
+      if (c.body !== null && typeof c.body === 'object' && !Buffer.isBuffer(c.body)) {
+        c.type = 'application/json';
+        c.body = jsonText(c.body);
+      }
+      // Route patterns only: paths can hold codes, and tokens live in headers we never log.
+      const route = (c as Context & { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
+      metrics.responses.inc({ route, status: String(c.status) });
+      log.debug({ method: c.method, route, status: c.status, ms: Math.round(performance.now() - started) }, 'request');
+    }
+  };
+}
