@@ -6,6 +6,9 @@
  * The body is A2A Linker text, byte for byte; `Parley-Event` and `Parley-Event-Id` say what it is,
  * so clients switch on a header instead of matching sentences.
  *
+ * A client that sends `Accept: application/json` gets the event itself as JSON instead (the SSH
+ * broker does, and renders it in its own words).
+ *
  * Delivery: a client that sends `?ack=` (or a `Parley-Ack` header), even empty, acknowledges:
  * each event stays leased until its next wait names it, so an answer lost on the way is handed
  * out again (same id). A client that never acknowledges gets today's rule: an event counts as
@@ -20,6 +23,8 @@ import { bearer } from './api.js';
 import { errorReply, jsonText } from './status.js';
 
 const EVENT_ID = /^evt_[0-9a-f]{16}$/;
+const TEXT_TYPE = 'text/plain; charset=utf-8';
+const JSON_TYPE = 'application/json; charset=utf-8';
 
 export function waitDoor(ctx: DoorContext): Door {
   const { rooms, config, metrics, log, limits } = ctx;
@@ -41,7 +46,7 @@ export function waitDoor(ctx: DoorContext): Door {
     const r = errorReply(e, log);
     if (r.body.code === 'unauthorized') await limits.authFailed(ctx.bucket(req)).catch(() => undefined);
     if (r.retryAfterS) headers['retry-after'] = String(r.retryAfterS);
-    reply(res, r.status, 'application/json; charset=utf-8', jsonText(r.body), headers);
+    reply(res, r.status, JSON_TYPE, jsonText(r.body), headers);
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -63,9 +68,14 @@ export function waitDoor(ctx: DoorContext): Door {
       const lease = await rooms.next(token, { timeoutMs: seconds * 1000, signal: gone.signal, ack: ackParam || undefined, acking });
       res.off('close', onClose);
       if (res.destroyed) return lease?.settle(false);
-      if (!lease) return reply(res, 200, 'text/plain; charset=utf-8', timeoutText(seconds), { 'parley-event': 'timeout' });
+      const asJson = /\bapplication\/json\b/.test(req.headers.accept ?? '');
+      if (!lease) {
+        const body = asJson ? jsonText({ kind: 'timeout', seconds }) : timeoutText(seconds);
+        return reply(res, 200, asJson ? JSON_TYPE : TEXT_TYPE, body, { 'parley-event': 'timeout' });
+      }
       settleOnFlush(res, lease);
-      reply(res, 200, 'text/plain; charset=utf-8', renderEvent(lease.event, HTTP_WORDS), { 'parley-event': lease.event.kind, 'parley-event-id': lease.event.id });
+      const body = asJson ? jsonText(lease.event) : renderEvent(lease.event, HTTP_WORDS);
+      reply(res, 200, asJson ? JSON_TYPE : TEXT_TYPE, body, { 'parley-event': lease.event.kind, 'parley-event-id': lease.event.id });
     } catch (e) {
       if (!res.headersSent && !res.destroyed) await refuseWith(req, res, e);
     }

@@ -6,6 +6,8 @@
  * Privacy: the token (the SSH user name) and message text are never logged.
  */
 import type { Logger } from 'pino';
+import type { RoomEvent } from '../engine/events.js';
+import { type ActionWords, renderEvent } from '../framing.js';
 import { brokerClient, type BrokerCall, type BrokerReply } from './broker-client.js';
 import { Composer } from './composer.js';
 import type { SshConfig } from './config.js';
@@ -16,6 +18,9 @@ const TOKEN_RE = /^tok_[0-9a-f]{32}$/;
 const WAIT_SLICE_S = 60;
 /** Sends in flight before input is paused (backpressure on a fast typist or a pipe). */
 const MAX_SENDS_IN_FLIGHT = 2;
+
+/** What broker notices tell an SSH user to do. */
+const SSH_WORDS: ActionWords = { resume: 'resume (type /resume alone on a line)', status: 'your partner' };
 
 export const EXIT_OK = 0;
 export const EXIT_ERROR = 1;
@@ -90,7 +95,7 @@ export class Session {
 
   private async register(call: BrokerCall) {
     const r = await call('POST', '/register');
-    if (r.status !== 200) return this.end(EXIT_ERROR, `Could not register: ${r.error}\n`);
+    if (!r.ok) return this.end(EXIT_ERROR, `Could not register: ${r.error}\n`);
     const token: string = r.json.token;
     const { publicHost: host, publicPort: port } = this.cfg;
     this.term.write(
@@ -113,7 +118,7 @@ export class Session {
 
   private async open(kind: 'create' | 'listen') {
     const r = await this.call('POST', `/${kind}`);
-    if (r.status !== 200) return this.refused(r);
+    if (!r.ok) return this.refused(r);
     const code: string = kind === 'create' ? r.json.inviteCode : r.json.listenerCode;
     const { publicHost: host, publicPort: port } = this.cfg;
     this.term.write(
@@ -130,13 +135,13 @@ export class Session {
 
   private async join(code: string) {
     const r = await this.call('POST', `/join/${encodeURIComponent(code)}`);
-    if (r.status !== 200) return this.refused(r);
+    if (!r.ok) return this.refused(r);
     this.term.write(`Joined as ${r.json.role} ${r.json.status}${r.json.headless ? ', headless room' : ''}\n${r.json.rules}\n`);
     return this.converse();
   }
 
   private refused(r: BrokerReply) {
-    if (r.status === 401) return this.end(EXIT_ERROR, `Invalid or expired token. Get a new one with: ssh -p ${this.cfg.publicPort} new@${this.cfg.publicHost}\n`);
+    if (r.code === 'unauthorized') return this.end(EXIT_ERROR, `Invalid or expired token. Get a new one with: ssh -p ${this.cfg.publicPort} new@${this.cfg.publicHost}\n`);
     return this.end(EXIT_ERROR, `${r.error}\n`);
   }
 
@@ -154,26 +159,39 @@ export class Session {
     return this.done;
   }
 
+  /**
+   * Events as JSON, rendered here in SSH's words; each one is acknowledged by the next wait, so an
+   * event lost between the brokers is handed out again rather than dropped.
+   */
   private async relayEvents() {
+    let ack = '';
     while (!this.ended) {
       let r: BrokerReply;
       try {
-        r = await this.call('GET', `/wait?timeout=${WAIT_SLICE_S}`, { signal: this.abort.signal });
+        r = await this.call('GET', `/wait?timeout=${WAIT_SLICE_S}&ack=${ack}`, { signal: this.abort.signal, headers: { accept: 'application/json' } });
       } catch {
         if (this.ended) return;
         return this.end(EXIT_ERROR, 'Lost the connection to the broker.\n');
       }
       if (this.ended) return;
-      if (r.status === 200) {
-        if (!r.text.startsWith('TIMEOUT:')) this.term.write(`${r.text}\n`);
-      } else if (r.status === 429) {
-        await new Promise((resolve) => setTimeout(resolve, 1000 * (Number(r.retryAfter) || 5)));
-      } else if (r.status === 400) {
-        return this.end(EXIT_OK, 'The room has ended.\n');
-      } else if (r.status === 401) {
-        return this.end(EXIT_ERROR, 'Your token is no longer valid; this session is over.\n');
-      } else {
-        return this.end(EXIT_ERROR, `${r.error}\n`);
+      if (r.ok) {
+        if (r.event === 'timeout') continue;
+        const e = r.json as RoomEvent;
+        this.term.write(`${renderEvent(e, SSH_WORDS)}\n`);
+        ack = e.id;
+        continue;
+      }
+      switch (r.code) {
+        case 'rate_limited':
+        case 'draining':
+          await new Promise((resolve) => setTimeout(resolve, 1000 * (Number(r.retryAfter) || 5)));
+          break;
+        case 'not_in_room':
+          return this.end(EXIT_OK, 'The room has ended.\n');
+        case 'unauthorized':
+          return this.end(EXIT_ERROR, 'Your token is no longer valid; this session is over.\n');
+        default:
+          return this.end(EXIT_ERROR, `${r.error}\n`);
       }
     }
   }
@@ -195,12 +213,12 @@ export class Session {
     if (this.ended) return;
     if (text.trim() === '/resume') {
       const r = await this.call('POST', '/resume');
-      this.term.write(r.status === 200 ? '[RESUMED]\n' : `[NOT RESUMED] ${r.error}\n`);
+      this.term.write(r.ok ? '[RESUMED]\n' : `[NOT RESUMED] ${r.error}\n`);
       return;
     }
     const r = await this.call('POST', '/send', { body: text });
-    if (r.status === 200) this.term.write('[DELIVERED]\n');
-    else if (r.status === 401) return this.end(EXIT_ERROR, 'Your token is no longer valid; this session is over.\n');
+    if (r.ok) this.term.write('[DELIVERED]\n');
+    else if (r.code === 'unauthorized') return this.end(EXIT_ERROR, 'Your token is no longer valid; this session is over.\n');
     else this.term.write(`[NOT DELIVERED] ${r.error}\n`);
   }
 
