@@ -4,82 +4,11 @@
  * partner, flushing, usage errors and exit statuses, the forwarded client address, the host key.
  */
 import { mkdtempSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import ssh2 from 'ssh2';
-import { afterEach, describe, expect, it } from 'vitest';
-import { startSshBroker, type RunningSshBroker } from '../src/ssh/server.js';
+import { describe, expect, it } from 'vitest';
 import { broker, client, messageLines } from './helpers.js';
-
-const sshBrokers: RunningSshBroker[] = [];
-afterEach(async () => {
-  await Promise.all(sshBrokers.splice(0).map((s) => s.close()));
-});
-
-async function sshBroker(brokerUrl: string, hostKeyDir = mkdtempSync(join(tmpdir(), 'parley-ssh-'))) {
-  const s = await startSshBroker({
-    env: { SSH_PORT: '0', SSH_HOST: '127.0.0.1', BROKER_URL: brokerUrl, SSH_HOST_KEY_PATH: join(hostKeyDir, 'host_key'), LOG_LEVEL: 'silent', PARLEY_DOMAIN: 'parley.test' },
-  });
-  sshBrokers.push(s);
-  return s;
-}
-
-interface SshSession {
-  /** Everything the session wrote to stdout so far. */
-  stdout(): string;
-  stderr(): string;
-  write(text: string): void;
-  /** Close our input (EOF), as Ctrl-D or the end of a pipe does. */
-  end(): void;
-  /** Resolves once stdout matches. */
-  waitFor(pattern: RegExp): Promise<string>;
-  /** The exit status the server sent. */
-  exit: Promise<number | null>;
-}
-
-/** One SSH session as a user: `command` undefined asks for a shell. `from` picks the local source address. */
-function ssh(port: number, username: string, command?: string, from = '127.0.0.1'): Promise<SshSession> {
-  return new Promise((resolve, reject) => {
-    const conn = new ssh2.Client();
-    let out = '';
-    let err = '';
-    const watchers: { pattern: RegExp; resolve: (s: string) => void }[] = [];
-    const check = () => {
-      for (const w of watchers.splice(0)) (w.pattern.test(out) ? w.resolve(out) : watchers.push(w));
-    };
-    conn.on('error', reject);
-    conn.on('ready', () => {
-      const onChannel = (e: Error | undefined, ch: ssh2.ClientChannel) => {
-        if (e) return reject(e);
-        const exit = new Promise<number | null>((done) => {
-          let code: number | null = null;
-          ch.on('exit', (c: number | null) => (code = c));
-          ch.on('close', () => {
-            conn.end();
-            done(code);
-          });
-        });
-        ch.on('data', (d: Buffer) => {
-          out += d.toString();
-          check();
-        });
-        ch.stderr.on('data', (d: Buffer) => (err += d.toString()));
-        resolve({
-          stdout: () => out,
-          stderr: () => err,
-          write: (t) => ch.write(t),
-          end: () => ch.end(),
-          waitFor: (pattern) => new Promise((res) => (watchers.push({ pattern, resolve: res }), check())),
-          exit,
-        });
-      };
-      if (command === undefined) conn.shell(false, onChannel);
-      else conn.exec(command, onChannel);
-    });
-    conn.connect({ sock: connect({ host: '127.0.0.1', port, localAddress: from }), username, hostVerifier: () => true });
-  });
-}
+import { ssh, sshBroker, sshBrokers } from './ssh-client.js';
 
 async function register(port: number, from?: string): Promise<string> {
   const s = await ssh(port, 'new', undefined, from);
