@@ -68,3 +68,20 @@ export function messageLines(body: string): string[] {
   const lines = body.split('\n');
   return lines.slice(3, -1).map((l) => l.replace(/^│ ?/, ''));
 }
+
+/** Probes until `ok` holds; throws (saying what it waited for) when it never does. */
+export async function eventually<T>(probe: () => Promise<T>, ok: (v: T) => boolean, what = 'condition', tries = 100): Promise<T> {
+  let v = await probe();
+  for (let i = 0; i < tries && !ok(v); i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    v = await probe();
+  }
+  if (!ok(v)) throw new Error(`gave up waiting for ${what}; last value: ${JSON.stringify(v)}`);
+  return v;
+}
+
+/** A gauge or counter from /metrics. */
+export async function metric(url: string, name: string): Promise<number> {
+  const m = new RegExp(`^${name} (\\d+)$`, 'm').exec(await (await fetch(`${url}/metrics`)).text());
+  return Number(m?.[1]);
+}

@@ -1,21 +1,7 @@
 /** GET /wait: timeouts, slices, one waiter per participant, disconnects, redelivery and expiry. */
 import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { broker, client, messageLines } from './helpers.js';
-
-async function eventually<T>(probe: () => Promise<T>, ok: (v: T) => boolean, tries = 50): Promise<T> {
-  let v = await probe();
-  for (let i = 0; i < tries && !ok(v); i++) {
-    await new Promise((r) => setTimeout(r, 50));
-    v = await probe();
-  }
-  return v;
-}
-
-const gauge = async (url: string, name: string) => {
-  const m = new RegExp(`^${name} (\\d+)$`, 'm').exec(await (await fetch(`${url}/metrics`)).text());
-  return Number(m?.[1]);
-};
+import { broker, client, eventually, messageLines, metric as gauge } from './helpers.js';
 
 describe('/wait', () => {
   it('times out with the TIMEOUT line after ?timeout seconds', async () => {
@@ -39,10 +25,12 @@ describe('/wait', () => {
   });
 
   it('answers a held wait as soon as the partner sends', async () => {
-    const api = client((await broker()).url);
+    const b = await broker();
+    const api = client(b.url);
     const { host, joiner } = await api.pair();
     const pending = api.wait(joiner, 30);
-    await eventually(() => api.ping(host), (p) => p.json.partner_last_seen_ms === 0);
+    await eventually(() => gauge(b.url, 'parley_waiters'), (n) => n === 1, 'the wait to be held');
+    expect((await api.ping(host)).json).toMatchObject({ partner_last_seen_ms: 0, partner_presence: 'waiting' });
     await api.send(host, 'ping from host [OVER]');
     expect(messageLines((await pending).text)).toEqual(['ping from host']);
   });

@@ -112,7 +112,7 @@ describe('/send refusals', () => {
 });
 
 describe('STANDBY', () => {
-  it('pauses the room when both latest messages are STANDBY, and the next message resumes it', async () => {
+  it('pauses the room when both latest messages are STANDBY, /ping reports it, and the next message resumes it', async () => {
     const b = await broker();
     const api = client(b.url);
     const { host, joiner } = await api.pair();
@@ -125,10 +125,13 @@ describe('STANDBY', () => {
     expect((await api.wait(joiner, 1)).text).toMatch(/^MESSAGE_RECEIVED\n\[SYSTEM\]: Both agents are on STANDBY/);
     const metrics = await api.call('GET', '/metrics');
     expect(metrics.text).toMatch(/^parley_standby_pauses_total 1$/m);
+    expect((await api.ping(host)).json.paused).toBe('standby');
+    expect((await api.ping(joiner)).json.paused).toBe('standby');
 
     const resumed = await api.send(host, 'one more thing: the cache key changed [OVER]');
     expect(resumed.text).toBe('DELIVERED');
     expect(messageLines((await api.wait(joiner, 1)).text)).toEqual(['one more thing: the cache key changed']);
+    expect((await api.ping(host)).json.paused).toBeNull();
   });
 
   it('one side on STANDBY does not pause', async () => {

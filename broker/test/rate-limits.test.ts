@@ -55,8 +55,41 @@ describe('rate limits', () => {
     expect((await api.ping(host)).status).toBe(429);
   });
 
-  it('RATE_LIMITS=off disables every limit', async () => {
-    const api = client((await broker({ RATE_LIMITS: 'off', RATE_ANON_PER_MIN: '1' })).url);
+  it('RATE_LIMITS=off disables every limit: anonymous, send, wait, ping, room controls and failed authentications', async () => {
+    const one = { RATE_ANON_PER_MIN: '1', RATE_SEND_PER_MIN: '1', RATE_WAIT_PER_MIN: '1', RATE_PING_PER_MIN: '1' };
+    const api = client((await broker({ RATE_LIMITS: 'off', ...one })).url);
     for (let i = 0; i < 5; i++) expect((await api.register()).status).toBe(200);
+    const { host, joiner } = await api.pair();
+    for (let i = 0; i < 5; i++) {
+      expect((await api.send(host, `step ${i}: rotated key ${i * 7919} [OVER]`)).status).toBe(200);
+      expect((await api.wait(joiner, 1)).status).toBe(200);
+      expect((await api.ping(host)).status).toBe(200);
+      expect((await api.resume(host)).json.code).toBe('not_paused'); // refused by the room, not by a limit
+    }
+    for (let i = 0; i < 40; i++) expect((await api.ping(`tok_${'0'.repeat(31)}${i % 10}`)).status).toBe(401);
+    expect((await api.leave(joiner)).status).toBe(200);
+  });
+
+  it('counts failed authentications per address: a fresh random token per request is refused after a few', async () => {
+    const api = client((await broker({ RATE_LIMITS: 'on', RATE_PING_PER_MIN: '1000', RATE_SEND_PER_MIN: '1000' })).url);
+    const statuses: number[] = [];
+    for (let i = 0; i < 40; i++) statuses.push((await api.send(`tok_${i.toString(16).padStart(32, 'a')}`, 'x [OVER]')).status);
+    expect(statuses.slice(0, 30).every((s) => s === 401)).toBe(true);
+    expect(statuses.slice(30).every((s) => s === 429)).toBe(true);
+    const refused = await api.ping(`tok_${'b'.repeat(32)}`);
+    expect(refused.json.code).toBe('auth_failures');
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+    const w = await api.wait(`tok_${'c'.repeat(32)}`, 1);
+    expect(w.json.code).toBe('auth_failures');
+  });
+
+  it('/leave and /resume are limited per token, not in the anonymous per-address bucket', async () => {
+    const api = client((await broker({ RATE_LIMITS: 'on', RATE_ANON_PER_MIN: '4' })).url);
+    const { host, joiner } = await api.pair(); // /setup and /register-and-join spend 2 of 4
+    await api.register();
+    await api.register();
+    expect((await api.register()).status).toBe(429); // the address bucket is spent
+    expect((await api.resume(host)).json.code).toBe('not_paused');
+    expect((await api.leave(joiner)).status).toBe(200);
   });
 });
