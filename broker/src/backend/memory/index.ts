@@ -179,8 +179,12 @@ export async function memoryBackend(opts: { secret?: string } = {}): Promise<Sta
     },
     receipts: {
       setFate(messageId, sender, fate, ttlMs) {
-        fates.delete(messageId);
-        bounded(fates).set(messageId, { sender, fate, until: Date.now() + ttlMs });
+        const known = fates.get(messageId);
+        if (!known) bounded(fates).set(messageId, { sender, fate, until: Date.now() + ttlMs });
+        else {
+          known.fate = fate;
+          known.until = Date.now() + ttlMs;
+        }
       },
       fate: (messageId) => live(fates, messageId),
       recall: (sender, key) => live(idem, `${sender}:${key}`)?.id,
