@@ -101,7 +101,8 @@ export function renderEvent(e: RoomEvent, words: ActionWords = HTTP_WORDS): stri
       return frameNotice(
         e.sessionsSurvive
           ? 'The broker is restarting. Your session survives: wait again in a few seconds.'
-          : 'The broker is restarting. Sessions end with the restart: tell your human, then start a new session once it is back.',
+          : 'The broker is restarting. Sessions end with the restart: tell your human, then start a new session once it is back.' +
+              (e.unread ? ` ${e.unread} message${e.unread === 1 ? '' : 's'} you sent had not been read and will not arrive.` : ''),
       );
   }
 }

@@ -2,7 +2,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
-import { client } from './helpers.js';
+import { client, eventually } from './helpers.js';
 
 const MAIN = new URL('../src/main.ts', import.meta.url).pathname;
 
@@ -54,6 +54,24 @@ describe('broker process', () => {
       for (const r of await Promise.all(held)) expect(r.text).toMatch(/^MESSAGE_RECEIVED\n\[SYSTEM\]: The broker is restarting/);
       expect(await p.exited).toBe(0);
       expect(p.stdout.some((l) => l.includes('"msg":"drained"'))).toBe(true);
+    } finally {
+      stop(p.child);
+    }
+  });
+
+  it('on SIGTERM a sender holding a wait hears how many of its messages were never read', async () => {
+    const p = run({});
+    try {
+      const api = client(await p.url);
+      const { host } = await api.pair();
+      await api.send(host, 'first finding: the index is missing [OVER]');
+      await api.send(host, 'second finding: the cache is cold [OVER]');
+      const held = api.wait(host, 60);
+      await eventually(() => api.ping(host), (r) => r.json.room_alive, 'the room');
+      await new Promise((r) => setTimeout(r, 200));
+      p.child.kill('SIGTERM');
+      expect((await held).text).toMatch(/The broker is restarting\. .* 2 messages you sent had not been read and will not arrive\.$/);
+      expect(await p.exited).toBe(0);
     } finally {
       stop(p.child);
     }

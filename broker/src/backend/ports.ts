@@ -122,6 +122,8 @@ export interface InboxStore {
   size(owner: string): Awaitable<{ count: number; bytes: number }>;
   /** Bytes queued across every inbox (a global cap keeps one sender from filling memory). */
   totalBytes(): Awaitable<number>;
+  /** Unread partner messages per sender (what a restart of a one-process broker would lose). */
+  unreadBySender(): Awaitable<Map<string, number>>;
   /** Called once for each item that reaches its expiry unread. */
   onExpired(fn: (owner: string, item: InboxItem) => void): void;
 }

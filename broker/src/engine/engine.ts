@@ -503,11 +503,18 @@ export class Engine implements RoomService {
     }
   }
 
-  /** SIGTERM: refuse new work and answer every wait held here with the restart event. */
+  /**
+   * SIGTERM: refuse new work and answer every wait held here with the restart event. Where sessions
+   * do not survive, each sender hears how many of its messages were never read.
+   */
   async drain(): Promise<void> {
     this.isDraining = true;
-    const restarting = event({ kind: 'broker_restarting', sessionsSurvive: this.backend.name !== 'memory' });
-    for (const [owner, w] of [...this.waiters]) this.release(owner, w, { event: restarting, settle() {} });
+    const survive = this.backend.name !== 'memory';
+    const unread = survive ? new Map<string, number>() : await this.backend.inboxes.unreadBySender();
+    for (const [owner, w] of [...this.waiters]) {
+      const restarting = event({ kind: 'broker_restarting', sessionsSurvive: survive, unread: unread.get(owner) ?? 0 });
+      this.release(owner, w, { event: restarting, settle() {} });
+    }
   }
 
   private refuseWhileDraining(): void {

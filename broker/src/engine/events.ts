@@ -21,7 +21,8 @@ export type RoomEventBody =
   | { kind: 'resumed'; agent: AgentId }
   | { kind: 'rule_changed'; agent: AgentId; headless: boolean }
   | { kind: 'undelivered'; to: AgentId; messageId: string; afterS: number; why: 'expired' | 'room_closed' }
-  | { kind: 'broker_restarting'; sessionsSurvive: boolean };
+  /** `unread`: messages this participant sent that a restart loses (sessions that do not survive). */
+  | { kind: 'broker_restarting'; sessionsSurvive: boolean; unread?: number };
 
 export type RoomEvent = RoomEventBody & { id: string };
 export type EventKind = RoomEvent['kind'];

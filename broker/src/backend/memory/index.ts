@@ -109,6 +109,12 @@ export async function memoryBackend(opts: { secret?: string } = {}): Promise<Sta
       return b ? { count: b.items.length + (b.inflight ? 1 : 0), bytes: b.bytes } : { count: 0, bytes: 0 };
     },
     totalBytes: () => total,
+    unreadBySender() {
+      const counts = new Map<string, number>();
+      for (const b of boxes.values())
+        for (const item of b.inflight ? [b.inflight, ...b.items] : b.items) if (item.from) counts.set(item.from, (counts.get(item.from) ?? 0) + 1);
+      return counts;
+    },
     onExpired(fn) {
       expired = fn;
     },
