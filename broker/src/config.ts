@@ -25,6 +25,10 @@ export interface Config {
   sweepIntervalS: number;
   drainTimeoutS: number;
   logLevel: string;
+  /** Where rooms live: '' for this process (sql.js + memory), or a redis:// URL shared by several brokers. */
+  stateUrl: string;
+  /** Shared hashing key for several brokers on one STATE_URL (required then). */
+  secret: string;
 }
 
 export class ConfigError extends Error {}
@@ -101,5 +105,15 @@ export function loadConfig(env: Env = process.env): Config {
     sweepIntervalS: int(env, 'SWEEP_INTERVAL_S', 30, 1, 3600),
     drainTimeoutS: int(env, 'DRAIN_TIMEOUT_S', 10, 0, 600),
     logLevel: logLevel(env),
+    ...stateSettings(env),
   };
+}
+
+function stateSettings(env: Env): { stateUrl: string; secret: string } {
+  const stateUrl = (env.STATE_URL ?? '').trim();
+  const secret = env.PARLEY_SECRET ?? '';
+  if (stateUrl === '' || stateUrl === 'memory') return { stateUrl: '', secret };
+  if (!/^rediss?:\/\/[^\s]+$/.test(stateUrl)) throw new ConfigError(`STATE_URL must be "memory" or a redis:// URL, got "${stateUrl.slice(0, 80)}"`);
+  if (secret.length < 32) throw new ConfigError('PARLEY_SECRET must be set to at least 32 characters when STATE_URL is shared: every broker hashes tokens with it');
+  return { stateUrl, secret };
 }

@@ -34,11 +34,11 @@ export interface Door {
   close?(): void | Promise<void>;
 }
 
-export function doorContext(rooms: RoomService, config: Config, metrics: Metrics, log: Logger): DoorContext {
+export function doorContext(rooms: RoomService, config: Config, metrics: Metrics, log: Logger, rateLimitStore?: unknown): DoorContext {
   const clientAddress = clientAddressResolver(config.trustedProxies);
   return {
     rooms,
-    limits: rateLimits(config, metrics),
+    limits: rateLimits(config, metrics, rateLimitStore),
     clientAddress,
     bucket: (req) => addressBucket(clientAddress(req)),
     metrics,

@@ -3,8 +3,10 @@
  * per address bucket on what anyone can call, per token on send, wait, ping and the room
  * controls, and a count of failed authentications per address, so a client cannot dodge the
  * per-token limits by inventing a fresh random token per request. RATE_LIMITS=off turns them off.
+ * On a shared backend the counts live in Redis, so N brokers do not allow N times the rate; if
+ * Redis stops answering, each broker falls back to counting in its own memory.
  */
-import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Config } from './config.js';
 import { refuse } from './engine/errors.js';
 import type { Metrics } from './metrics.js';
@@ -14,7 +16,7 @@ export type LimitName = 'anon' | 'send' | 'wait' | 'ping' | 'control';
 /** Failed authentications an address bucket may make per minute before it is refused. */
 const AUTH_FAILURES_PER_MIN = 30;
 
-export function rateLimits(config: Config, metrics: Metrics) {
+export function rateLimits(config: Config, metrics: Metrics, redis?: unknown) {
   const perMin: Record<LimitName, number> = {
     anon: config.rateAnonPerMin,
     send: config.rateSendPerMin,
@@ -23,10 +25,12 @@ export function rateLimits(config: Config, metrics: Metrics) {
     // /leave and /resume: per token, so a noisy neighbour on the same /24 cannot stop a participant leaving.
     control: config.ratePingPerMin,
   };
-  const limiters = Object.fromEntries(
-    Object.entries(perMin).map(([name, points]) => [name, new RateLimiterMemory({ points, duration: 60, keyPrefix: name })]),
-  ) as Record<LimitName, RateLimiterMemory>;
-  const authFailures = new RateLimiterMemory({ points: AUTH_FAILURES_PER_MIN, duration: 60, keyPrefix: 'authfail' });
+  const limiter = (points: number, keyPrefix: string): RateLimiterAbstract => {
+    const memory = new RateLimiterMemory({ points, duration: 60, keyPrefix });
+    return redis ? new RateLimiterRedis({ storeClient: redis, points, duration: 60, keyPrefix: `parley:rl:${keyPrefix}`, insuranceLimiter: memory }) : memory;
+  };
+  const limiters = Object.fromEntries(Object.entries(perMin).map(([name, points]) => [name, limiter(points, name)])) as Record<LimitName, RateLimiterAbstract>;
+  const authFailures = limiter(AUTH_FAILURES_PER_MIN, 'authfail');
 
   const refused = (name: string, msBeforeNext: number) => {
     metrics.rateLimited.inc({ limit: name });

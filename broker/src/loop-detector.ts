@@ -57,6 +57,14 @@ export interface LoopDetector {
   observe(sender: 0 | 1, text: string, signal: Signal): LoopAlarm | null;
   /** The humans resumed the room after an alarm: forget the evidence that raised it. */
   reset(): void;
+  /** The detector's state as plain data (keys and scores, no text), for a shared backend. */
+  snapshot(): LoopDetectorSnapshot;
+}
+
+export interface LoopDetectorSnapshot {
+  young: string[];
+  old: string[];
+  recent: Judged[];
 }
 
 /** Per-message judgement, exposed for the eval tool's trace (never contains message text). */
@@ -226,13 +234,13 @@ interface Judged extends MessageScore {
   ask: 'new' | 'stale' | null;
 }
 
-export function createLoopDetector(options: Partial<LoopDetectorOptions> = {}): LoopDetector {
+export function createLoopDetector(options: Partial<LoopDetectorOptions> = {}, from?: LoopDetectorSnapshot): LoopDetector {
   const o: LoopDetectorOptions = { ...LOOP_DEFAULTS, ...options };
   // Bounded memory of what was said, in two generations: a token is known while it sits in
   // either; when the young one fills up it becomes the old one. O(1), no per-token deletes.
-  let young = new Set<string>();
-  let old = new Set<string>();
-  let recent: Judged[] = [];
+  let young = new Set<string>(from?.young);
+  let old = new Set<string>(from?.old);
+  let recent: Judged[] = from?.recent ?? [];
 
   const known = (key: string) => young.has(key) || old.has(key);
   const remember = (key: string) => {
@@ -302,6 +310,7 @@ export function createLoopDetector(options: Partial<LoopDetectorOptions> = {}): 
     reset() {
       recent = [];
     },
+    snapshot: () => ({ young: [...young], old: [...old], recent }),
   };
 }
 

@@ -6,10 +6,12 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { DestinationStream } from 'pino';
 import { memoryBackend } from './backend/memory/index.js';
+import { redisBackend } from './backend/redis/index.js';
 import type { Store } from './backend/memory/sql-store.js';
 import { loadConfig } from './config.js';
 import { dispatch, doorContext, type Door } from './doors.js';
 import { Engine } from './engine/engine.js';
+import { refusingWhenUnavailable } from './engine/unavailable.js';
 import { apiDoor } from './http/api.js';
 import { opsDoor } from './http/ops.js';
 import { jsonText } from './http/status.js';
@@ -22,8 +24,8 @@ export interface RunningBroker {
   port: number;
   server: Server;
   engine: Engine;
-  /** The memory backend's sql.js store (tests read its bytes). */
-  store: Store;
+  /** The memory backend's sql.js store (tests read its bytes); absent on a shared backend. */
+  store: Store | undefined;
   /** Stop at once (tests). */
   close(): Promise<void>;
   /** SIGTERM: refuse new work, answer waiters with the restarting event, let responses finish, then stop. */
@@ -33,11 +35,13 @@ export interface RunningBroker {
 export async function startBroker(opts: { env?: Record<string, string | undefined>; logStream?: DestinationStream } = {}): Promise<RunningBroker> {
   const config = loadConfig({ ...process.env, ...opts.env });
   const log = createLogger(config.logLevel, opts.logStream);
-  const backend = await memoryBackend();
+  const memory = config.stateUrl ? undefined : await memoryBackend({ secret: config.secret || undefined });
+  const backend = memory ?? (await redisBackend({ url: config.stateUrl, secret: config.secret }));
   let engine: Engine | undefined;
   const metrics = createMetrics(() => engine?.stats().rooms ?? 0);
   engine = new Engine(backend, config, metrics);
-  const ctx = doorContext(engine, config, metrics, log);
+  const rooms = memory ? engine : refusingWhenUnavailable(engine, backend);
+  const ctx = doorContext(rooms, config, metrics, log, backend.rateLimitStore);
   // Order matters: the first door that claims a path serves it; the API door takes the rest.
   const doors: Door[] = [opsDoor(ctx, async () => backend.ready()), waitDoor(ctx), apiDoor(ctx)];
   const server = createServer(dispatch(doors));
@@ -82,5 +86,5 @@ export async function startBroker(opts: { env?: Record<string, string | undefine
     await closeDoors();
     log.info('drained');
   };
-  return { url: `http://${host}:${port}`, port, server, engine, store: backend.store, close, drain };
+  return { url: `http://${host}:${port}`, port, server, engine, store: memory?.store, close, drain };
 }

@@ -77,8 +77,10 @@ describe('broker process', () => {
     }
   });
 
-  it('keeps nothing across a restart: old tokens get 401 and rooms are gone', async () => {
-    const first = run({});
+  it('keeps nothing across a restart: old tokens get 401 and rooms are gone, even with the same hashing key', async () => {
+    // The same PARLEY_SECRET both times: the token hashes alike, so a 401 means nothing was kept (not that the key rotated).
+    const secret = { PARLEY_SECRET: 'same-secret-for-both-runs-of-the-broker-0123' };
+    const first = run(secret);
     let token: string;
     try {
       const api = client(await first.url);
@@ -89,7 +91,7 @@ describe('broker process', () => {
     } finally {
       stop(first.child);
     }
-    const second = run({});
+    const second = run(secret);
     try {
       const api = client(await second.url);
       expect((await api.ping(token)).status).toBe(401);

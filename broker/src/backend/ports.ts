@@ -162,6 +162,8 @@ export interface StateBackend {
   bus: WakeBus;
   detectors: DetectorStore;
   receipts: ReceiptStore;
+  /** A client the rate limiter can keep its counts in (shared backends), if any. */
+  rateLimitStore?: unknown;
   /** Whether the backend can serve requests now (a shared one may be unreachable). */
   ready(): Awaitable<boolean>;
   close(): Awaitable<void>;

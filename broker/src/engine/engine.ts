@@ -49,7 +49,7 @@ export class Engine implements RoomService {
     private readonly metrics: Metrics,
   ) {
     backend.bus.onWake((owner) => this.wakeLocal(owner));
-    backend.inboxes.onExpired((owner, item) => void this.expired(owner, item));
+    backend.inboxes.onExpired((owner, item) => void this.expired(owner, item).catch(() => undefined));
     this.sweeper = setInterval(() => void this.sweep().catch(() => undefined), config.sweepIntervalS * 1000).unref();
   }
 
@@ -369,13 +369,18 @@ export class Engine implements RoomService {
     w.resolve(lease);
   }
 
-  private setWaiting(roomId: number, owner: string, waiting: boolean) {
-    return this.backend.rooms.update(roomId, (r) => {
-      const m = r.members.find((x) => x.hash === owner);
-      if (!m) return;
-      m.waiting = waiting;
-      m.lastSeen = this.backend.clock.now();
-    });
+  /** Presence only: a backend that cannot record it must not fail the wait. */
+  private async setWaiting(roomId: number, owner: string, waiting: boolean): Promise<void> {
+    try {
+      await this.backend.rooms.update(roomId, (r) => {
+        const m = r.members.find((x) => x.hash === owner);
+        if (!m) return;
+        m.waiting = waiting;
+        m.lastSeen = this.backend.clock.now();
+      });
+    } catch {
+      // presence stays as it was
+    }
   }
 
   async status(token: string | undefined): Promise<Status> {
@@ -524,12 +529,15 @@ export class Engine implements RoomService {
   close(): void {
     clearInterval(this.sweeper);
     for (const [owner, w] of [...this.waiters]) this.release(owner, w, null);
-    void this.backend.close();
+    void Promise.resolve(this.backend.close()).catch(() => undefined);
   }
 
   /** Counts for /metrics and the benchmark: never content. */
   stats(): { rooms: number } {
     const n = this.backend.rooms.count();
-    return { rooms: typeof n === 'number' ? n : 0 };
+    if (typeof n === 'number') this.roomCount = n;
+    else n.then((c) => (this.roomCount = c), () => undefined); // a shared backend: the last count it gave
+    return { rooms: this.roomCount };
   }
+  private roomCount = 0;
 }

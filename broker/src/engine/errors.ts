@@ -21,6 +21,7 @@ export const REFUSALS = {
   too_many_rooms: 'Too many open rooms from your address: leave one first',
   not_paused: 'Room is not paused by a loop alarm',
   draining: 'Broker is draining for a restart; try again shortly',
+  state_unavailable: "The broker's shared state is unreachable right now; try again shortly",
   wait_pending: 'Wait already pending',
   rate_limited: 'Rate limit exceeded',
   auth_failures: 'Too many failed authentications from your address: retry later',

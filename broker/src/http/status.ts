@@ -22,6 +22,7 @@ export const HTTP_STATUS: Record<RefusalCode, number> = {
   too_many_rooms: 429,
   not_paused: 409,
   draining: 503,
+  state_unavailable: 503,
   wait_pending: 409,
   rate_limited: 429,
   auth_failures: 429,

@@ -16,6 +16,8 @@ import type { Terminal } from './terminal.js';
 const TOKEN_RE = /^tok_[0-9a-f]{32}$/;
 /** Long-poll slices well under any HTTP client or proxy timeout; the broker holds each one. */
 const WAIT_SLICE_S = 60;
+/** Failed waits in a row (1 s, 2 s, … apart) before the session gives up on the broker. */
+const RECONNECT_TRIES = 5;
 /** Sends in flight before input is paused (backpressure on a fast typist or a pipe). */
 const MAX_SENDS_IN_FLIGHT = 2;
 
@@ -165,13 +167,18 @@ export class Session {
    */
   private async relayEvents() {
     let ack = '';
+    let failures = 0;
     while (!this.ended) {
       let r: BrokerReply;
       try {
         r = await this.call('GET', `/wait?timeout=${WAIT_SLICE_S}&ack=${ack}`, { signal: this.abort.signal, headers: { accept: 'application/json' } });
+        failures = 0;
       } catch {
         if (this.ended) return;
-        return this.end(EXIT_ERROR, 'Lost the connection to the broker.\n');
+        // A broker restarting (or one of several going away): the session may survive, so try again for a while.
+        if (++failures > RECONNECT_TRIES) return this.end(EXIT_ERROR, 'Lost the connection to the broker.\n');
+        await new Promise((resolve) => setTimeout(resolve, 1000 * failures));
+        continue;
       }
       if (this.ended) return;
       if (r.ok) {
@@ -184,6 +191,7 @@ export class Session {
       switch (r.code) {
         case 'rate_limited':
         case 'draining':
+        case 'state_unavailable':
           await new Promise((resolve) => setTimeout(resolve, 1000 * (Number(r.retryAfter) || 5)));
           break;
         case 'not_in_room':

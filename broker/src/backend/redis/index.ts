@@ -1,0 +1,254 @@
+/**
+ * The shared state backend: every port in Redis (or Valkey), so several brokers serve one set of
+ * rooms and a session outlives the broker that served it. Chosen by STATE_URL=redis://…
+ *
+ * Atomicity, as ports.ts asks: codes are taken with GETDEL; a room changes by compare-and-set
+ * (a Lua script swaps the JSON only if nobody changed it since it was read; the engine's callback
+ * runs again on a conflict); inbox leases, acks and requeues are Lua scripts on the owner's list
+ * and in-flight key. Expiries are sorted sets swept by every broker, the first one to remove an
+ * entry acts on it. Held waits stay on their broker and are woken through pub/sub.
+ *
+ * Privacy: message text sits in Redis only inside queued items, which are deleted on
+ * acknowledgement and carry a TTL; detector state is numbers (keyed hashes); no persistence is
+ * configured by the shipped compose file (--save '' --appendonly no).
+ */
+import { createHmac } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { createLoopDetector, type LoopDetectorSnapshot } from '../../loop-detector.js';
+import type { CodeKind, Fate, InboxItem, InboxStore, RoomState, StateBackend } from '../ports.js';
+import { INBOX_SCRIPTS, ROOM_CAS } from './scripts.js';
+
+const P = 'parley:';
+const k = {
+  token: (h: string) => `${P}tok:${h}`,
+  tokenExpiry: `${P}tok:exp`,
+  code: (h: string) => `${P}code:${h}`,
+  codeExpiry: `${P}code:exp`,
+  room: (id: number) => `${P}room:${id}`,
+  roomSeq: `${P}room:seq`,
+  rooms: `${P}rooms`,
+  inbox: (o: string) => `${P}inbox:${o}`,
+  inflight: (o: string) => `${P}inflight:${o}`,
+  inboxBytes: `${P}inbox:bytes`,
+  totalBytes: `${P}bytes`,
+  inboxExpiry: `${P}inbox:exp`,
+  detector: (id: number) => `${P}det:${id}`,
+  fate: (id: string) => `${P}fate:${id}`,
+  idem: (s: string, key: string) => `${P}idem:${s}:${key}`,
+  wake: `${P}wake`,
+};
+
+/** Safety TTL on every key: nothing outlives its longest legitimate life by more than this. */
+const SAFETY_MS = 24 * 3600_000;
+
+type Scripted = Redis & {
+  casRoom(key: string, old: string, next: string, ttlMs: number): Promise<number>;
+  inboxPush(list: string, bytesKey: string, totalKey: string, expiryKey: string, owner: string, item: string, bytes: number, score: number, member: string, ttlMs: number): Promise<number>;
+  inboxLease(list: string, inflight: string, ttlMs: number): Promise<string | null>;
+  inboxAck(inflight: string, bytesKey: string, totalKey: string, expiryKey: string, owner: string, id: string): Promise<number>;
+  inboxNack(list: string, inflight: string, expiryKey: string, owner: string, id: string, minExpiresAt: number): Promise<number>;
+  inboxClear(list: string, inflight: string, bytesKey: string, totalKey: string, expiryKey: string, owner: string): Promise<string[]>;
+  inboxExpireOne(list: string, inflight: string, bytesKey: string, totalKey: string, expiryKey: string, owner: string, id: string, member: string): Promise<string | null>;
+};
+
+export interface RedisBackendOptions {
+  url: string;
+  /** Shared by every broker, so all of them hash tokens and codes alike. */
+  secret: string;
+  /** How often this broker sweeps due inbox expiries. */
+  sweepMs?: number;
+}
+
+export async function redisBackend(opts: RedisBackendOptions): Promise<StateBackend> {
+  const r = new Redis(opts.url, { maxRetriesPerRequest: 2, enableOfflineQueue: false, lazyConnect: true }) as Scripted;
+  r.on('error', () => undefined); // surfaced through ready() and refused requests, never a crash
+  r.defineCommand('casRoom', { numberOfKeys: 1, lua: ROOM_CAS });
+  for (const [name, s] of Object.entries(INBOX_SCRIPTS)) r.defineCommand(name, s);
+  await r.connect();
+  const sub = r.duplicate();
+  sub.on('error', () => undefined);
+  await sub.connect();
+  await sub.subscribe(k.wake);
+
+  let woken: (owner: string) => void = () => {};
+  let expired: (owner: string, item: InboxItem) => void = () => {};
+  sub.on('message', (_channel: string, owner: string) => woken(owner));
+
+  const key = Buffer.from(opts.secret);
+  const now = () => Date.now();
+  const parseItem = (s: string): InboxItem => JSON.parse(s);
+
+  // Every broker sweeps due expiries; ZREM inside the script decides who acts on each.
+  const sweep = setInterval(async () => {
+    try {
+      const due = await r.zrangebyscore(k.inboxExpiry, '-inf', now(), 'LIMIT', 0, 200);
+      for (const member of due) {
+        const bar = member.indexOf('|');
+        const owner = member.slice(0, bar);
+        const id = member.slice(bar + 1);
+        const item = await r.inboxExpireOne(k.inbox(owner), k.inflight(owner), k.inboxBytes, k.totalBytes, k.inboxExpiry, owner, id, member);
+        if (item) expired(owner, parseItem(item));
+      }
+    } catch {
+      // Redis unreachable: the next sweep tries again.
+    }
+  }, opts.sweepMs ?? 500).unref();
+
+  const inboxes: InboxStore = {
+    async push(owner, item) {
+      const ttl = Math.max(1, item.expiresAt - now()) + SAFETY_MS;
+      await r.inboxPush(k.inbox(owner), k.inboxBytes, k.totalBytes, k.inboxExpiry, owner, JSON.stringify(item), item.bytes, item.expiresAt, `${owner}|${item.event.id}`, ttl);
+    },
+    async lease(owner) {
+      const s = await r.inboxLease(k.inbox(owner), k.inflight(owner), SAFETY_MS);
+      return s ? parseItem(s) : undefined;
+    },
+    async ack(owner, id) {
+      return (await r.inboxAck(k.inflight(owner), k.inboxBytes, k.totalBytes, k.inboxExpiry, owner, id)) === 1;
+    },
+    async nack(owner, id, minExpiresAt) {
+      await r.inboxNack(k.inbox(owner), k.inflight(owner), k.inboxExpiry, owner, id, minExpiresAt);
+    },
+    async clear(owner) {
+      return (await r.inboxClear(k.inbox(owner), k.inflight(owner), k.inboxBytes, k.totalBytes, k.inboxExpiry, owner)).map(parseItem);
+    },
+    async size(owner) {
+      const [[, count], [, inflight], [, bytes]] = (await r.multi().llen(k.inbox(owner)).exists(k.inflight(owner)).hget(k.inboxBytes, owner).exec()) as [unknown, number][];
+      return { count: Number(count) + Number(inflight), bytes: Number(bytes ?? 0) };
+    },
+    async totalBytes() {
+      return Number((await r.get(k.totalBytes)) ?? 0);
+    },
+    // Sessions survive a restart here: nothing is lost, so nothing to report.
+    unreadBySender: () => new Map(),
+    onExpired(fn) {
+      expired = fn;
+    },
+  };
+
+  const roomTtl = SAFETY_MS * 31;
+  const withDetector = async <T>(roomId: number, fn: (d: ReturnType<typeof createLoopDetector>) => T): Promise<T> => {
+    for (let attempt = 0; attempt < 100; attempt++) {
+      const saved = (await r.get(k.detector(roomId))) ?? '';
+      const d = createLoopDetector({}, saved ? (JSON.parse(saved) as LoopDetectorSnapshot) : undefined);
+      const result = fn(d);
+      if ((await r.casRoom(k.detector(roomId), saved, JSON.stringify(d.snapshot()), roomTtl)) === 1) return result;
+    }
+    throw new Error('detector update kept conflicting');
+  };
+  return {
+    name: 'redis',
+    rateLimitStore: r,
+    clock: { now },
+    hasher: { hash: (secret) => createHmac('sha256', key).update(secret).digest('hex') },
+    tokens: {
+      async add(h, at) {
+        await r.multi().hset(k.token(h), { r: '', c: 0, e: at }).pexpireat(k.token(h), at + SAFETY_MS).zadd(k.tokenExpiry, at, h).exec();
+      },
+      async get(h) {
+        const row = await r.hgetall(k.token(h));
+        if (!row.e) return undefined;
+        return { hash: h, roomId: row.r ? Number(row.r) : null, roomsCreated: Number(row.c), expiresAt: Number(row.e) };
+      },
+      async touch(h, at) {
+        await r.multi().hset(k.token(h), 'e', at).pexpireat(k.token(h), at + SAFETY_MS).zadd(k.tokenExpiry, at, h).exec();
+      },
+      async setRoom(h, id) {
+        // Only an existing token: a revoked one must not come back as a half row.
+        if (await r.exists(k.token(h))) await r.hset(k.token(h), 'r', id === null ? '' : String(id));
+      },
+      async delete(h) {
+        await r.multi().del(k.token(h)).zrem(k.tokenExpiry, h).exec();
+      },
+      expired: (at) => r.zrangebyscore(k.tokenExpiry, '-inf', at, 'LIMIT', 0, 1000),
+    },
+    codes: {
+      async add(h, roomId, kind, at) {
+        await r.multi().set(k.code(h), `${roomId}:${kind}`, 'PXAT', at).zadd(k.codeExpiry, at, `${h}:${roomId}`).exec();
+      },
+      async take(h) {
+        const v = await r.getdel(k.code(h)); // the key's own expiry keeps an old code from answering
+        if (!v) return undefined;
+        const [roomId, kind] = v.split(':');
+        return { roomId: Number(roomId), kind: kind as CodeKind };
+      },
+      async sweep(at) {
+        const due = await r.zrangebyscore(k.codeExpiry, '-inf', at, 'LIMIT', 0, 1000);
+        const rooms: number[] = [];
+        for (const m of due) if ((await r.zrem(k.codeExpiry, m)) === 1) rooms.push(Number(m.split(':')[1]));
+        return rooms;
+      },
+    },
+    rooms: {
+      async create(init) {
+        const id = await r.incr(k.roomSeq);
+        const room: RoomState = { ...init, id };
+        await r.multi().set(k.room(id), JSON.stringify(room), 'PX', roomTtl).sadd(k.rooms, String(id)).hincrby(k.token(init.creator), 'c', 1).exec();
+        return room;
+      },
+      async get(id) {
+        const s = await r.get(k.room(id));
+        return s ? (JSON.parse(s) as RoomState) : undefined;
+      },
+      async update(id, fn) {
+        for (let attempt = 0; attempt < 100; attempt++) {
+          const raw = await r.get(k.room(id));
+          if (!raw) return undefined;
+          const room = JSON.parse(raw) as RoomState;
+          const result = fn(room);
+          const next = JSON.stringify(room);
+          if (next === raw || (await r.casRoom(k.room(id), raw, next, roomTtl)) === 1) return result;
+        }
+        throw new Error('room update kept conflicting');
+      },
+      async delete(id) {
+        await r.multi().del(k.room(id)).del(k.detector(id)).srem(k.rooms, String(id)).exec();
+      },
+      count: () => r.scard(k.rooms),
+      countByBucket: () => 0,
+    },
+    inboxes,
+    bus: {
+      wake: (owner) => void r.publish(k.wake, owner).catch(() => undefined),
+      onWake(fn) {
+        woken = fn;
+      },
+    },
+    detectors: {
+      // Read, fed and written back as numbers, by compare-and-set: two brokers feeding one room do not lose a message.
+      observe: (roomId, side, text, signal) => withDetector(roomId, (d) => d.observe(side, text, signal)),
+      reset: (roomId) => withDetector(roomId, (d) => d.reset()).then(() => undefined),
+      async delete(roomId) {
+        await r.del(k.detector(roomId));
+      },
+    },
+    receipts: {
+      async setFate(messageId, sender, fate, ttlMs) {
+        await r.set(k.fate(messageId), `${sender}|${fate}`, 'PX', ttlMs);
+      },
+      async fate(messageId) {
+        const v = await r.get(k.fate(messageId));
+        if (!v) return undefined;
+        const [sender, fate] = v.split('|');
+        return { sender, fate: fate as Fate };
+      },
+      recall: async (sender, key) => (await r.get(k.idem(sender, key))) ?? undefined,
+      async remember(sender, key, id, ttlMs) {
+        await r.set(k.idem(sender, key), id, 'PX', ttlMs);
+      },
+    },
+    async ready() {
+      if (r.status !== 'ready') return false;
+      try {
+        return (await r.ping()) === 'PONG';
+      } catch {
+        return false;
+      }
+    },
+    async close() {
+      clearInterval(sweep);
+      sub.disconnect();
+      r.disconnect();
+    },
+  };
+}

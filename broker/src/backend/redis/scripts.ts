@@ -1,0 +1,110 @@
+/**
+ * The Lua scripts that make the Redis backend's multi-key steps atomic. Items are JSON strings;
+ * cjson reads the event id out of them. KEYS/ARGV orders match the calls in index.ts.
+ */
+
+/** Compare-and-set: swap the value only if it is still `old` ('' means: only if absent). */
+export const ROOM_CAS = `
+local cur = redis.call('GET', KEYS[1])
+if (cur == false and ARGV[1] ~= '') or (cur ~= false and cur ~= ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+`;
+
+// KEYS: list, bytesKey, totalKey, expiryKey   ARGV: owner, item, bytes, score, member, ttlMs
+const PUSH = `
+redis.call('RPUSH', KEYS[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+redis.call('HINCRBY', KEYS[2], ARGV[1], ARGV[3])
+redis.call('INCRBY', KEYS[3], ARGV[3])
+redis.call('ZADD', KEYS[4], ARGV[4], ARGV[5])
+return 1
+`;
+
+// KEYS: list, inflight   ARGV: ttlMs. The in-flight item is handed out again until acked or put back.
+const LEASE = `
+local f = redis.call('GET', KEYS[2])
+if f then return f end
+local h = redis.call('LPOP', KEYS[1])
+if h then redis.call('SET', KEYS[2], h, 'PX', ARGV[1]) end
+return h
+`;
+
+// KEYS: inflight, bytesKey, totalKey, expiryKey   ARGV: owner, id
+const ACK = `
+local f = redis.call('GET', KEYS[1])
+if not f then return 0 end
+local item = cjson.decode(f)
+if item.event.id ~= ARGV[2] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('HINCRBY', KEYS[2], ARGV[1], -item.bytes)
+redis.call('DECRBY', KEYS[3], item.bytes)
+redis.call('ZREM', KEYS[4], ARGV[1] .. '|' .. ARGV[2])
+return 1
+`;
+
+// KEYS: list, inflight, expiryKey   ARGV: owner, id, minExpiresAt
+const NACK = `
+local f = redis.call('GET', KEYS[2])
+if not f then return 0 end
+local item = cjson.decode(f)
+if item.event.id ~= ARGV[2] then return 0 end
+redis.call('DEL', KEYS[2])
+if item.expiresAt < tonumber(ARGV[3]) then
+  item.expiresAt = tonumber(ARGV[3])
+  redis.call('ZADD', KEYS[3], item.expiresAt, ARGV[1] .. '|' .. ARGV[2])
+  f = cjson.encode(item)
+end
+redis.call('LPUSH', KEYS[1], f)
+return 1
+`;
+
+// KEYS: list, inflight, bytesKey, totalKey, expiryKey   ARGV: owner
+const CLEAR = `
+local all = redis.call('LRANGE', KEYS[1], 0, -1)
+local f = redis.call('GET', KEYS[2])
+if f then table.insert(all, 1, f) end
+for _, s in ipairs(all) do
+  local item = cjson.decode(s)
+  redis.call('DECRBY', KEYS[4], item.bytes)
+  redis.call('ZREM', KEYS[5], ARGV[1] .. '|' .. item.event.id)
+end
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('HDEL', KEYS[3], ARGV[1])
+return all
+`;
+
+// KEYS: list, inflight, bytesKey, totalKey, expiryKey   ARGV: owner, id, member.
+// Whoever removes the expiry entry acts on it; the item goes wherever it is (queued or in flight).
+const EXPIRE_ONE = `
+if redis.call('ZREM', KEYS[5], ARGV[3]) == 0 then return false end
+local found = false
+local f = redis.call('GET', KEYS[2])
+if f and cjson.decode(f).event.id == ARGV[2] then
+  found = f
+  redis.call('DEL', KEYS[2])
+else
+  for _, s in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+    if cjson.decode(s).event.id == ARGV[2] then
+      found = s
+      redis.call('LREM', KEYS[1], 1, s)
+      break
+    end
+  end
+end
+if found then
+  local item = cjson.decode(found)
+  redis.call('HINCRBY', KEYS[3], ARGV[1], -item.bytes)
+  redis.call('DECRBY', KEYS[4], item.bytes)
+end
+return found
+`;
+
+export const INBOX_SCRIPTS = {
+  inboxPush: { numberOfKeys: 4, lua: PUSH },
+  inboxLease: { numberOfKeys: 2, lua: LEASE },
+  inboxAck: { numberOfKeys: 4, lua: ACK },
+  inboxNack: { numberOfKeys: 3, lua: NACK },
+  inboxClear: { numberOfKeys: 5, lua: CLEAR },
+  inboxExpireOne: { numberOfKeys: 5, lua: EXPIRE_ONE },
+};

@@ -1,0 +1,90 @@
+/**
+ * Several brokers on one Redis: privacy of what Redis holds, sessions that survive the loss of a
+ * broker, and a Redis restart that brokers report and recover from on their own.
+ */
+import { Redis } from 'ioredis';
+import { describe, expect, it } from 'vitest';
+import { broker, client, eventually } from './helpers.js';
+import { SECRET, testRedis } from './redis-server.js';
+
+const redis = await testRedis();
+const env = { STATE_URL: redis.url, PARLEY_SECRET: SECRET };
+
+/** Every key and value in Redis, as text. */
+async function dump(): Promise<string> {
+  const r = new Redis(redis.url);
+  try {
+    const parts: string[] = [];
+    for (const key of await r.keys('*')) {
+      parts.push(key);
+      const type = await r.type(key);
+      if (type === 'string') parts.push((await r.get(key)) ?? '');
+      else if (type === 'hash') parts.push(JSON.stringify(await r.hgetall(key)));
+      else if (type === 'list') parts.push(...(await r.lrange(key, 0, -1)));
+      else if (type === 'zset') parts.push(...(await r.zrange(key, 0, -1)));
+      else if (type === 'set') parts.push(...(await r.smembers(key)));
+    }
+    return parts.join('\n');
+  } finally {
+    r.disconnect();
+  }
+}
+
+describe('Redis backend', () => {
+  it('holds no token or code in clear, and no message text once it is acknowledged or the session ends', async () => {
+    const api = client((await broker(env)).url);
+    const s = (await api.setup()).json;
+    const j = (await api.registerAndJoin(s.code)).json;
+    await api.wait(s.token, 1);
+    const canary = 'CANARY-redis-7f3e-never-kept';
+    await api.send(s.token, `${canary} first [OVER]`);
+    const during = await dump();
+    expect(during).toContain(canary); // queued for its reader: the one place it may be, with a TTL
+    for (const secret of [s.token, s.code, j.token]) expect(during).not.toContain(secret);
+    const w = await api.call('GET', '/wait?timeout=1&ack=', { token: j.token });
+    await api.call('GET', `/wait?timeout=1&ack=${w.headers.get('parley-event-id')}`, { token: j.token });
+    expect(await dump()).not.toContain(canary);
+    await api.send(j.token, `${canary} second [OVER]`);
+    await api.leave(s.token);
+    await api.leave(j.token);
+    const after = await dump();
+    for (const secret of [canary, s.token, s.code, j.token]) expect(after).not.toContain(secret);
+  });
+
+  it('a waiting client whose broker goes away re-polls another broker and loses nothing', async () => {
+    const a = await broker(env);
+    const b = await broker(env);
+    const viaA = client(a.url);
+    const viaB = client(b.url);
+    const { host, joiner } = await viaA.pair();
+    const held = viaA.call('GET', '/wait?timeout=30&ack=', { token: joiner }).catch(() => undefined);
+    await eventually(() => viaB.ping(host), (r) => r.json.partner_presence === 'waiting', 'the joiner to hold its wait on broker A');
+    await a.close(); // broker A is lost with the wait it held
+    await held;
+    await viaB.send(host, 'sent while A was down: shard 7 rebuilt [OVER]');
+    const r = await viaB.call('GET', '/wait?timeout=5&ack=', { token: joiner });
+    expect(r.headers.get('parley-event')).toBe('message');
+    expect(r.text).toContain('shard 7 rebuilt');
+    // Not acknowledged yet: a re-poll after a cut gets the same event again, never a loss.
+    const again = await viaB.call('GET', '/wait?timeout=5&ack=', { token: joiner });
+    expect(again.headers.get('parley-event-id')).toBe(r.headers.get('parley-event-id'));
+  });
+
+  it('when Redis restarts, brokers report not ready and refuse with a clear 503, then recover by themselves', async () => {
+    const b = await broker(env);
+    const api = client(b.url);
+    expect((await api.call('GET', '/ready')).status).toBe(200);
+    await redis.stop();
+    const ready = await eventually(() => api.call('GET', '/ready'), (r) => r.status === 503, 'not ready');
+    expect(ready.json).toEqual({ ready: false });
+    const refused = await api.register();
+    expect(refused.status).toBe(503);
+    expect(refused.json.code).toBe('state_unavailable');
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+    await redis.restart();
+    await eventually(() => api.call('GET', '/ready'), (r) => r.status === 200, 'ready again', 200);
+    const { host, joiner } = await api.pair();
+    await api.send(host, 'back after the restart [OVER]');
+    expect((await api.wait(joiner, 2)).text).toContain('back after the restart');
+  });
+});
