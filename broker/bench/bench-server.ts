@@ -23,8 +23,10 @@ export interface ServerStats {
 const kind = process.argv[2];
 let server: Server;
 let stop: () => Promise<void>;
-if (kind === 'parley') {
-  const broker = await startBroker({ env: { RATE_LIMITS: 'off', LOG_LEVEL: 'silent', HTTP_PORT: '0', HTTP_HOST: '127.0.0.1' } });
+if (kind === 'parley' || kind === 'parley-redis') {
+  // parley-redis: the shared backend, on the Redis whose URL the bench passes.
+  const shared = kind === 'parley-redis' ? { STATE_URL: process.argv[3], PARLEY_SECRET: 'bench-secret-of-at-least-32-characters!!' } : {};
+  const broker = await startBroker({ env: { RATE_LIMITS: 'off', LOG_LEVEL: 'silent', HTTP_PORT: '0', HTTP_HOST: '127.0.0.1', ...shared } });
   server = broker.server;
   stop = () => broker.close();
 } else if (kind === 'null') {
@@ -35,7 +37,7 @@ if (kind === 'parley') {
     await new Promise((resolve) => server.close(resolve));
   };
 } else {
-  throw new Error(`usage: bench-server.ts parley|null (got ${kind})`);
+  throw new Error(`usage: bench-server.ts parley|parley-redis URL|null (got ${kind})`);
 }
 
 const gc = (globalThis as { gc?: () => void }).gc;

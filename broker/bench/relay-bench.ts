@@ -7,10 +7,15 @@
  *
  * Measures: relay latency p50/p99 (one room), msgs/s for 32 rooms ping-ponging, the same with
  * 5,000 idle rooms each holding two long-polls (10,000 sockets), and RSS per idle room.
+ * Where Debian's redis-server is installed, a third target runs Parley on the Redis backend
+ * (its own redis-server, no persistence) through the same phases: throughput against the memory
+ * backend, and memory per idle room counted in the broker and in Redis.
  * Prints a markdown table for the README (also written to /tmp/readme-bench.md). Exits 0
  * whatever the figures; only a crash fails it.
  */
-import { type ChildProcess, execFileSync, fork } from 'node:child_process';
+import { type ChildProcess, execFileSync, fork, spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { Redis } from 'ioredis';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { ServerStats } from './bench-server.js';
@@ -98,6 +103,38 @@ interface Target {
   idle: Run[];
   rssBefore?: ServerStats;
   rssIdle?: ServerStats;
+  /** Redis's own memory before and with the idle rooms (Redis target only). */
+  redisBefore?: number;
+  redisIdle?: number;
+}
+
+/** A throwaway redis-server on a free loopback port, or undefined where none is installed. */
+async function startRedis(): Promise<{ url: string; used(): Promise<number>; stop(): void } | undefined> {
+  try {
+    execFileSync('redis-server', ['--version'], { stdio: 'ignore' });
+  } catch {
+    return undefined;
+  }
+  const port = await new Promise<number>((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const url = `redis://127.0.0.1:${port}`;
+  const client = new Redis(url, { lazyConnect: true });
+  for (let i = 0; ; i++) {
+    try {
+      await client.connect();
+      break;
+    } catch (e) {
+      if (i > 50) throw e;
+      await sleep(100);
+    }
+  }
+  const used = async () => Number(/used_memory:(\d+)/.exec(await client.info('memory'))![1]);
+  return { url, used, stop: () => (client.disconnect(), proc.kill('SIGKILL')) };
 }
 
 interface Run {
@@ -106,9 +143,9 @@ interface Run {
   clientCpuShare: number;
 }
 
-async function startTarget(name: string, kind: 'parley' | 'null'): Promise<Target> {
+async function startTarget(name: string, kind: 'parley' | 'parley-redis' | 'null', redisUrl?: string): Promise<Target> {
   // --expose-gc so memory is read after a full collection; own process so RSS and fds are its own.
-  const server = new Worker(`${name} server`, node('bench-server.ts', [kind], ['--expose-gc']));
+  const server = new Worker(`${name} server`, node('bench-server.ts', redisUrl ? [kind, redisUrl] : [kind], ['--expose-gc']));
   const { port } = await server.hello;
   const client = new Worker(`${name} client`, node('load-client.ts', [`http://127.0.0.1:${port}`]));
   await client.hello;
@@ -170,7 +207,10 @@ async function main(): Promise<void> {
   compile();
   const parley = await startTarget('parley', 'parley');
   const nul = await startTarget('null relay', 'null');
-  const targets = [nul, parley];
+  const redis = await startRedis();
+  const onRedis = redis ? await startTarget('on Redis', 'parley-redis', redis.url) : undefined;
+  if (!redis) log('(no redis-server installed: the Redis backend is not measured)');
+  const targets = onRedis ? [nul, parley, onRedis] : [nul, parley];
   try {
     log('Warm-up…');
     for (const t of targets) await t.client.call('throughput', { rooms: ROOMS, durationMs: 1_000 });
@@ -188,10 +228,12 @@ async function main(): Promise<void> {
     log(`Opening ${fmt(IDLE_ROOMS, 0)} idle rooms per relay, both sides holding a /wait…`);
     for (const t of targets) {
       t.rssBefore = await t.server.call<ServerStats>('stats');
+      if (t === onRedis) t.redisBefore = await redis!.used();
       const { held } = await t.client.call<{ held: number }>('idleOpen', { rooms: IDLE_ROOMS, holdS: IDLE_HOLD_S, batch: 500 });
       await waitForConnections(t, held);
       await sleep(1_000); // let the last requests be parsed and parked
       t.rssIdle = await t.server.call<ServerStats>('stats');
+      if (t === onRedis) t.redisIdle = await redis!.used();
       log(`  ${t.name.padEnd(10)} ${fmt(t.rssIdle.connections, 0)} connections open; RSS ${fmt(t.rssBefore.rss / 2 ** 20, 1)} → ${fmt(t.rssIdle.rss / 2 ** 20, 1)} MiB, heap used ${fmt(t.rssBefore.heapUsed / 2 ** 20, 1)} → ${fmt(t.rssIdle.heapUsed / 2 ** 20, 1)} MiB (of ${fmt(t.rssIdle.heapTotal / 2 ** 20, 1)}), external ${fmt(t.rssBefore.external / 2 ** 20, 1)} → ${fmt(t.rssIdle.external / 2 ** 20, 1)} MiB`);
     }
 
@@ -209,6 +251,7 @@ async function main(): Promise<void> {
       t.client.proc.kill();
       await t.server.call('exit').catch(() => undefined);
     }
+    redis?.stop();
   }
 
   // ── figures ─────────────────────────────────────────────────────────────
@@ -256,15 +299,32 @@ async function main(): Promise<void> {
     `The idle figures add ${fmt(IDLE_ROOMS, 0)} paired rooms whose both sides hold a \`/wait\` (${fmt(2 * IDLE_ROOMS, 0)} open sockets), then repeat the throughput runs; RSS per idle room is the server process's RSS after a forced GC with the idle rooms open, minus its RSS just before opening them, divided by ${fmt(IDLE_ROOMS, 0)}. ` +
     `${clientNote} Absolute numbers depend on the machine; the ratios are the point.`;
 
+  let redisTable = '';
+  if (onRedis) {
+    const r = { base: best(onRedis.base), idle: best(onRedis.idle) };
+    const brokerPerRoom = perIdleRoom(onRedis);
+    const redisPerRoom = (onRedis.redisIdle! - onRedis.redisBefore!) / IDLE_ROOMS;
+    const ratio = r.base.msgsPerS / p.base.msgsPerS;
+    redisTable = [
+      '| Redis backend (one broker) | On Redis | Memory backend | Redis / memory | Target | Result |',
+      '|---|---:|---:|---:|---|:---:|',
+      `| Throughput, ${ROOMS} rooms | ${fmt(r.base.msgsPerS, 0)} msgs/s | ${fmt(p.base.msgsPerS, 0)} msgs/s | ${fmt(ratio, 2)} × | ≥ 0.4 × memory | ${verdict(ratio >= 0.4)} |`,
+      `| Throughput with the idle rooms | ${fmt(r.idle.msgsPerS, 0)} msgs/s | ${fmt(p.idle.msgsPerS, 0)} msgs/s | ${x(r.idle.msgsPerS, p.idle.msgsPerS)} | | |`,
+      `| Broker CPU per message | ${fmt(leastCpu(onRedis.base), 1)} µs | ${fmt(cpu.p.base, 1)} µs | ${x(leastCpu(onRedis.base), cpu.p.base)} | | |`,
+      `| Memory per idle room: broker RSS + Redis used_memory | ${kib(brokerPerRoom)} + ${kib(redisPerRoom)} | ${kib(perIdleRoom(parley))} | ${x(brokerPerRoom + redisPerRoom, perIdleRoom(parley))} | | |`,
+    ].join('\n');
+  }
+
   log('\n## Results\n');
   log(table);
+  if (redisTable) log(`\n${redisTable}`);
   log(`\n${clientNote}`);
 
   log('\n## Loop detector cost\n');
   const detector = await detectorTable();
   log(detector ?? 'broker/bench/detector-bench.ts is not there yet: no detector figures.');
 
-  writeFileSync(README_FILE, `${table}\n\n${method}\n${detector ? `\n${detector}\n` : ''}`);
+  writeFileSync(README_FILE, `${table}\n\n${method}\n${redisTable ? `\n${redisTable}\n` : ''}${detector ? `\n${detector}\n` : ''}`);
   log(`\nTable and method written to ${README_FILE}. Whole bench: ${fmt((Date.now() - started) / 1000, 0)} s.`);
 }
 
