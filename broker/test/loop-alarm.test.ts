@@ -1,17 +1,8 @@
 /** The broker's side of loop detection: pause on the first alarm, resume on request, sever on the second. */
 import { describe, expect, it } from 'vitest';
 import { broker, client, type Reply } from './helpers.js';
+import { THANKS as thanks } from './polite.js';
 
-const thanks = [
-  'Thanks so much, that was really helpful!',
-  'Thank you too, great working with you!',
-  'Much appreciated, thanks again!',
-  'Likewise, thanks for all the help!',
-  'Thanks again, really appreciate it!',
-  'No problem at all, thank you!',
-  'Cheers, thanks a lot!',
-  'Thanks, you too!',
-];
 
 /** Both sides trade thanks, alternating, until /send is refused. Returns the refusal and who sent it. */
 async function politeLoop(api: ReturnType<typeof client>, host: string, joiner: string, limit = 24) {

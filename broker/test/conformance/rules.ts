@@ -5,16 +5,9 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { brokerLines } from '../frames.js';
+import { THANKS } from '../polite.js';
 import { type Driver, expectEvent, type Participant } from './driver.js';
 
-const THANKS = [
-  'Thanks so much, that was really helpful!',
-  'Thank you too, great working with you!',
-  'Much appreciated, thanks again!',
-  'Likewise, thanks for all the help!',
-  'Thanks again, really appreciate it!',
-  'No problem at all, thank you!',
-];
 
 /** Both sides trade thanks until a send is refused; returns that refusal's code. */
 async function politeLoop(a: Participant, b: Participant): Promise<string> {
