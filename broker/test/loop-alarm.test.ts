@@ -3,7 +3,6 @@ import { describe, expect, it } from 'vitest';
 import { broker, client, type Reply } from './helpers.js';
 import { THANKS as thanks } from './polite.js';
 
-
 /** Both sides trade thanks, alternating, until /send is refused. Returns the refusal and who sent it. */
 async function politeLoop(api: ReturnType<typeof client>, host: string, joiner: string, limit = 24) {
   for (let i = 0; i < limit; i++) {
