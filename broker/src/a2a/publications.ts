@@ -1,0 +1,351 @@
+/**
+ * Published listeners: a participant that set up a listener room hands the door its listener
+ * code, and the door serves it as an A2A agent. The first A2A caller takes the listener's seat:
+ * the door redeems the code (as the room's "host") with a participant token of its own and
+ * relays that caller's context to the room through the RoomService, like any other door.
+ *
+ * One caller per publication: a listener code is one-time, so once the caller's context ends
+ * (it cancels, goes idle, or the room ends) the publication ends too, and the listener, alone
+ * in its room, publishes again for the next caller. A second caller while the seat is taken
+ * gets a REJECTED task saying so.
+ *
+ * Privacy: message text lives only in the tasks held here (memory), never in logs or errors.
+ */
+import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import type { Logger } from 'pino';
+import { ParleyError, REFUSALS, refuse } from '../engine/errors.js';
+import type { RoomEvent } from '../engine/events.js';
+import type { RoomService } from '../engine/service.js';
+import { parseSignal, renderEvent, type ActionWords } from '../framing.js';
+import { addArtifact, addHistory, isTerminal, MAX_TASKS, message, newTask, setState, type Msg, type Task } from './tasks.js';
+import type { CardInfo, IncomingMessage } from './wire.js';
+
+/** How long an ended publication's tasks can still be read (GetTask) before they are purged. */
+const ENDED_GRACE_MS = 10 * 60_000;
+/** Publications held at once, across the broker. */
+const MAX_PUBLICATIONS = 1000;
+/** Listener messages held for the caller's next task while no task is open. */
+const MAX_BACKLOG = 50;
+/** One held wait on the room at a time; short enough to notice a closed door promptly. */
+const PUMP_WAIT_MS = 60_000;
+
+/** How a broker notice names actions for an A2A caller (it cannot resume; the listener's side can). */
+export const A2A_WORDS: ActionWords = { resume: "resume from the listener's side (POST /resume)", status: 'GetTask' };
+
+export interface Seat {
+  token: string;
+  contextId: string;
+  /** The open (non-terminal) task of the context, if any. */
+  active: Task | null;
+  backlog: Msg[];
+  ended: boolean;
+  lastUsedMs: number;
+  stop: AbortController;
+}
+
+export interface Publication {
+  info: CardInfo;
+  owner: string;
+  listenerAgent: string;
+  code: string;
+  keyHash: Buffer | null;
+  seat: Seat | null;
+  claiming: Promise<Seat> | null;
+  tasks: Map<string, Task>;
+  endedMs: number | null;
+}
+
+const hashKey = (key: string) => createHash('sha256').update(key).digest();
+
+export class NotCancelable extends Error {}
+
+export class Publications {
+  private readonly byId = new Map<string, Publication>();
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(
+    private readonly rooms: RoomService,
+    private readonly log: Logger,
+    private readonly idleMs: number,
+    sweepMs: number,
+  ) {
+    this.sweeper = setInterval(() => this.sweep(), sweepMs).unref();
+  }
+
+  get(id: string): Publication | undefined {
+    return this.byId.get(id);
+  }
+
+  /** The publisher's token must be the creator of a listener room that nobody has joined yet. */
+  async publish(token: string | undefined, code: string, info: Omit<CardInfo, 'id'>): Promise<{ id: string; accessKey: string | null }> {
+    const status = await this.rooms.status(token);
+    if (!status.inRoom || status.role !== 'joiner' || status.partner) throw refuse('bad_body', 'Publish from a listener room nobody has joined yet (POST /setup {"type":"listener"} or POST /listen first)');
+    if (!/^listen_[0-9a-f]{32}$/.test(code)) throw refuse('bad_body', 'listenerCode must be the listener code of your room');
+    if (this.byId.size >= MAX_PUBLICATIONS) throw refuse('broker_full', 'The broker holds too many published agents right now: try again later', 60);
+    const id = randomBytes(12).toString('hex');
+    const accessKey = info.open ? null : `a2k_${randomBytes(24).toString('hex')}`;
+    this.byId.set(id, {
+      info: { ...info, id },
+      owner: this.rooms.rateKey(token!),
+      listenerAgent: status.agentId!,
+      code,
+      keyHash: accessKey ? hashKey(accessKey) : null,
+      seat: null,
+      claiming: null,
+      tasks: new Map(),
+      endedMs: null,
+    });
+    return { id, accessKey };
+  }
+
+  private owned(token: string | undefined, id: string): Publication {
+    const p = this.byId.get(id);
+    if (!p || token === undefined || p.owner !== this.rooms.rateKey(token)) throw refuse('not_found', 'No such published agent of yours');
+    return p;
+  }
+
+  /** Ends the publication at once: the caller's context ends, the key stops working. */
+  async unpublish(token: string | undefined, id: string): Promise<void> {
+    await this.rooms.status(token); // authenticates
+    const p = this.owned(token, id);
+    await this.end(p);
+    this.byId.delete(id);
+  }
+
+  /** A new key; the old one stops working at once. */
+  async rotateKey(token: string | undefined, id: string): Promise<string> {
+    await this.rooms.status(token);
+    const p = this.owned(token, id);
+    if (p.endedMs !== null) throw refuse('not_found', 'That published agent has ended');
+    const key = `a2k_${randomBytes(24).toString('hex')}`;
+    p.keyHash = hashKey(key);
+    p.info.open = false;
+    return key;
+  }
+
+  /** Whether this Authorization header opens the publication. */
+  authorized(p: Publication, authorization: string | undefined): boolean {
+    if (!p.keyHash) return true;
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
+    return !!m && timingSafeEqual(hashKey(m[1]), p.keyHash);
+  }
+
+  task(p: Publication, id: unknown): Task | undefined {
+    return typeof id === 'string' ? p.tasks.get(id) : undefined;
+  }
+
+  /** Any call of the caller's keeps its conversation from being hung up as idle. */
+  touch(p: Publication): void {
+    if (p.seat) p.seat.lastUsedMs = Date.now();
+  }
+
+  /**
+   * The caller's message into the room. Returns the task it belongs to: working until the
+   * listener answers, or rejected at once when the room refused it (the reason is the status).
+   */
+  async send(p: Publication, m: IncomingMessage): Promise<Task> {
+    let existing: Task | undefined;
+    if (m.taskId) {
+      existing = p.tasks.get(m.taskId);
+      if (!existing) throw new TaskNotFound();
+      if (m.contextId && m.contextId !== existing.contextId) throw new ContextMismatch();
+      if (isTerminal(existing.state)) throw new TaskTerminal();
+    }
+    const contextId = existing?.contextId ?? m.contextId ?? randomUUID();
+    const rejected = (why: string, code: string) => this.reject(p, contextId, m, why, code);
+
+    if (p.endedMs !== null) return rejected('This agent is no longer published: its conversation has ended. Ask its owner to publish it again.', 'ended');
+    let seat = p.seat;
+    if (!seat) {
+      try {
+        seat = await (p.claiming ??= this.claim(p, contextId));
+      } catch (e) {
+        return rejected(e instanceof ParleyError ? e.message : REFUSALS.internal, e instanceof ParleyError ? e.code : 'internal');
+      }
+    }
+    if (seat.contextId !== contextId) return rejected('This agent is in a conversation with another caller; try again later.', 'busy');
+    if (seat.ended) return rejected('This conversation has ended.', 'ended');
+
+    const task = existing ?? seat.active ?? newTask(contextId, 'working');
+    try {
+      await this.rooms.send(seat.token, m.text);
+    } catch (e) {
+      if (!(e instanceof ParleyError)) throw e;
+      return rejected(e.message, e.code);
+    }
+    seat.lastUsedMs = Date.now();
+    if (!p.tasks.has(task.id)) {
+      this.keep(p, task);
+      for (const b of seat.backlog.splice(0)) addHistory(task, b);
+    }
+    addHistory(task, message('user', m.text, task, undefined, m.messageId));
+    // A caller's [STANDBY] asks for no reply: nothing is awaited.
+    if (parseSignal(m.text).signal === 'STANDBY') {
+      seat.active = null;
+      setState(task, 'completed');
+    } else {
+      seat.active = task;
+      setState(task, 'working');
+    }
+    return task;
+  }
+
+  private reject(p: Publication, contextId: string, m: IncomingMessage, why: string, code: string): Task {
+    const task = newTask(contextId, 'rejected');
+    addHistory(task, message('user', m.text, task, undefined, m.messageId));
+    setState(task, 'rejected', message('agent', why, task, code));
+    this.keep(p, task);
+    return task;
+  }
+
+  private keep(p: Publication, task: Task): void {
+    p.tasks.set(task.id, task);
+    if (p.tasks.size <= MAX_TASKS) return;
+    // Drop the oldest finished task; an open one is never dropped.
+    for (const [id, t] of p.tasks) {
+      if (isTerminal(t.state)) {
+        p.tasks.delete(id);
+        break;
+      }
+    }
+  }
+
+  /** Redeems the listener code and starts relaying the room's events to the caller's tasks. */
+  private async claim(p: Publication, contextId: string): Promise<Seat> {
+    try {
+      let joined;
+      try {
+        joined = await this.rooms.registerAndJoin(p.code);
+      } catch (e) {
+        if (e instanceof ParleyError && e.code === 'invalid_code') {
+          p.endedMs = Date.now();
+          throw refuse('invalid_code', 'This agent is not listening any more (its listener room has ended).');
+        }
+        throw e;
+      }
+      // The code must be the publisher's own room: otherwise hang up at once.
+      if (joined.partner !== p.listenerAgent) {
+        await this.rooms.leave(joined.token).catch(() => undefined);
+        p.endedMs = Date.now();
+        throw refuse('invalid_code', 'This agent is not listening any more (its listener code was not its own room).');
+      }
+      const seat: Seat = { token: joined.token, contextId, active: null, backlog: [], ended: false, lastUsedMs: Date.now(), stop: new AbortController() };
+      p.seat = seat;
+      void this.pump(p, seat);
+      return seat;
+    } finally {
+      p.claiming = null;
+    }
+  }
+
+  private async pump(p: Publication, seat: Seat): Promise<void> {
+    while (!seat.ended) {
+      let lease;
+      try {
+        lease = await this.rooms.next(seat.token, { timeoutMs: PUMP_WAIT_MS, signal: seat.stop.signal });
+      } catch (e) {
+        // The seat's token lost its room (or was revoked): the conversation is over.
+        const why = e instanceof ParleyError ? e.message : REFUSALS.internal;
+        if (!(e instanceof ParleyError)) this.log.error({ err: { type: (e as Error).name } }, 'a2a relay failed');
+        this.finish(p, seat, why, 'room_closed');
+        return;
+      }
+      if (!lease) continue;
+      this.apply(p, seat, lease.event);
+      lease.settle(true);
+    }
+  }
+
+  /** One room event, as the caller's task sees it. */
+  private apply(p: Publication, seat: Seat, e: RoomEvent): void {
+    const task = seat.active;
+    const notice = (t: Task) => message('agent', renderEvent(e, A2A_WORDS).replace(/^MESSAGE_RECEIVED\n/, ''), t, e.kind);
+    switch (e.kind) {
+      case 'message': {
+        if (!task) {
+          seat.backlog.push({ messageId: randomUUID(), role: 'agent', text: e.text, contextId: seat.contextId, taskId: '' });
+          if (seat.backlog.length > MAX_BACKLOG) seat.backlog.shift();
+          return;
+        }
+        const reply = message('agent', e.text, task);
+        addHistory(task, reply);
+        if (e.signal === 'STANDBY') {
+          addArtifact(task, e.text);
+          seat.active = null;
+          setState(task, 'completed');
+        } else {
+          setState(task, 'input-required', reply);
+        }
+        return;
+      }
+      case 'loop_alarm':
+        if (e.severed) return this.finish(p, seat, notice, 'loop_severed');
+        // Paused: the caller's turn, but its sends are refused until the listener's side resumes.
+        if (task) setState(task, 'input-required', notice(task));
+        return;
+      case 'room_closed':
+      case 'partner_left':
+      case 'broker_restarting':
+        return this.finish(p, seat, notice, e.kind);
+      case 'undelivered':
+        if (task) {
+          seat.active = null;
+          setState(task, 'failed', notice(task));
+        }
+        return;
+      default:
+        // Joins, standby pauses, resumes and rule changes change nothing for the caller's task.
+        return;
+    }
+  }
+
+  /** The caller's context is over: its open task fails with the reason, and the publication ends. */
+  private finish(p: Publication, seat: Seat, why: string | ((t: Task) => Msg), code: string): void {
+    if (seat.ended) return;
+    seat.ended = true;
+    seat.stop.abort();
+    const task = seat.active;
+    seat.active = null;
+    if (task) setState(task, 'failed', typeof why === 'string' ? message('agent', why, task, code) : why(task));
+    p.endedMs = Date.now();
+  }
+
+  /** CancelTask: the caller hangs up. The task is canceled and the door leaves the room. */
+  async cancel(p: Publication, task: Task): Promise<Task> {
+    if (isTerminal(task.state)) throw new NotCancelable();
+    const seat = p.seat;
+    if (seat && seat.active === task) seat.active = null;
+    setState(task, 'canceled');
+    if (seat) await this.hangUp(p, seat);
+    return task;
+  }
+
+  private async hangUp(p: Publication, seat: Seat): Promise<void> {
+    if (!seat.ended) this.finish(p, seat, 'The caller ended the conversation.', 'canceled');
+    await this.rooms.leave(seat.token).catch(() => undefined);
+  }
+
+  private async end(p: Publication): Promise<void> {
+    if (p.seat) await this.hangUp(p, p.seat);
+    p.endedMs ??= Date.now();
+  }
+
+  /** Idle conversations are hung up; ended publications are purged after a grace period. */
+  sweep(now = Date.now()): void {
+    for (const [id, p] of this.byId) {
+      if (p.seat && !p.seat.ended && now - p.seat.lastUsedMs > this.idleMs) void this.hangUp(p, p.seat);
+      if (p.endedMs !== null && now - p.endedMs > ENDED_GRACE_MS) this.byId.delete(id);
+    }
+  }
+
+  /** SIGTERM or stop: every conversation ends (sessions do not survive a memory broker). */
+  close(): void {
+    clearInterval(this.sweeper);
+    for (const p of this.byId.values()) if (p.seat && !p.seat.ended) this.finish(p, p.seat, REFUSALS.draining, 'draining');
+    this.byId.clear();
+  }
+}
+
+export class TaskNotFound extends Error {}
+export class TaskTerminal extends Error {}
+export class ContextMismatch extends Error {}
