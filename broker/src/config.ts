@@ -29,6 +29,8 @@ export interface Config {
   stateUrl: string;
   /** Shared hashing key for several brokers on one STATE_URL (required then). */
   secret: string;
+  /** IPs/CIDRs the A2A door may dial although they are not public addresses (loopback, private…). */
+  a2aDialAllow: string[];
 }
 
 export class ConfigError extends Error {}
@@ -52,7 +54,7 @@ function onOff(env: Env, name: string, def: boolean): boolean {
   throw new ConfigError(`${name} must be "on" or "off", got "${env[name]}"`);
 }
 
-function cidrs(env: Env, name: string): string[] {
+function ipList(env: Env, name: string): string[] {
   const raw = (env[name] ?? '').trim();
   if (raw === '') return [];
   return raw.split(',').map((s) => s.trim()).filter(Boolean).map((c) => {
@@ -63,7 +65,11 @@ function cidrs(env: Env, name: string): string[] {
       throw new ConfigError(`${name} must be a comma-separated list of IPs or CIDRs, bad entry "${c}"`);
     }
     return c;
-  }).map((c) => {
+  });
+}
+
+function cidrs(env: Env, name: string): string[] {
+  return ipList(env, name).map((c) => {
     // Validate exactly as the HTTP adapter will compile it (proxy-addr refuses /0, for one).
     try {
       proxyaddr.compile([c]);
@@ -106,6 +112,7 @@ export function loadConfig(env: Env = process.env): Config {
     drainTimeoutS: int(env, 'DRAIN_TIMEOUT_S', 10, 0, 600),
     logLevel: logLevel(env),
     ...stateSettings(env),
+    a2aDialAllow: ipList(env, 'A2A_DIAL_ALLOW'),
   };
 }
 

@@ -10,6 +10,7 @@ import type { Door, DoorContext } from '../doors.js';
 import { refuse } from '../engine/errors.js';
 import { bearer } from '../http/api.js';
 import { errorReply, jsonText } from '../http/status.js';
+import { Dialer } from './dial.js';
 import { Operations } from './operations.js';
 import { Publications, type Publication } from './publications.js';
 import { handleRest, restUnauthorized } from './rest.js';
@@ -35,7 +36,8 @@ export function publicBase(ctx: DoorContext, req: IncomingMessage): string {
 export function a2aDoor(ctx: DoorContext): Door & { publications: Publications } {
   const { rooms, limits, log, metrics, config } = ctx;
   const pubs = new Publications(rooms, log, config.messageTtlS * 1000, config.sweepIntervalS * 1000);
-  const ops = new Operations(pubs);
+  const ops = new Operations(pubs, config.waitTimeoutS * 1000);
+  const dialer = new Dialer(rooms, log, config.a2aDialAllow);
 
   const reply = (res: ServerResponse, route: string, status: number, body: unknown, headers: Record<string, string> = {}) => {
     const text = jsonText(body);
@@ -103,6 +105,13 @@ export function a2aDoor(ctx: DoorContext): Door & { publications: Publications }
         if (req.method !== 'POST') throw refuse('method_not_allowed');
         return await publish(req, res, base);
       }
+      if (path === '/a2a/dial') {
+        route = '/a2a/dial';
+        if (req.method !== 'POST') throw refuse('method_not_allowed');
+        const token = bearer(req.headers.authorization);
+        await limits.check('control', () => (token ? rooms.rateKey(token) : ctx.bucket(req)));
+        return reply(res, route, 200, { ok: true, ...(await dialer.dial(token, await jsonBody(req))) });
+      }
       const manage = MANAGE.exec(path);
       if (manage) {
         route = '/a2a/publish/:id';
@@ -143,7 +152,10 @@ export function a2aDoor(ctx: DoorContext): Door & { publications: Publications }
     claims: (path) => path === '/a2a' || path.startsWith('/a2a/'),
     handle,
     publications: pubs,
-    close: () => pubs.close(),
+    close: () => {
+      pubs.close();
+      dialer.close();
+    },
   };
 }
 

@@ -8,11 +8,6 @@ import { ContextMismatch, NotCancelable, TaskNotFound, TaskTerminal, type Public
 import { isFinalForNow, isTerminal, settled, type Task, type TaskUpdate } from './tasks.js';
 import { ParamsError, parseMessage, parseState, sendResult, streamArtifact, streamStatus, streamTask, taskJson, type Version } from './wire.js';
 
-/**
- * A blocking send answers within this, well inside Node fetch's 300 s response-header limit;
- * a task still working then is returned as it stands (the caller polls GetTask or subscribes).
- */
-export const BLOCK_MAX_MS = 240_000;
 /** SSE comment lines keep proxies from closing a quiet stream. */
 const KEEPALIVE_MS = 15_000;
 
@@ -84,7 +79,15 @@ function historyLength(raw: unknown): number | undefined {
 }
 
 export class Operations {
-  constructor(private readonly pubs: Publications) {}
+  /**
+   * `blockMs`: a blocking send answers within this (WAIT_TIMEOUT_S, like a /wait: under the
+   * proxy's 180 s and Node fetch's 300 s response-header limits); a task still working then is
+   * returned as it stands, and the caller polls GetTask or subscribes.
+   */
+  constructor(
+    private readonly pubs: Publications,
+    private readonly blockMs: number,
+  ) {}
 
   private async send(p: Publication, params: unknown): Promise<{ task: Task; config: Record<string, unknown> }> {
     const body = obj(params);
@@ -111,7 +114,7 @@ export class Operations {
     const { task, config } = await this.send(p, params);
     const hl = historyLength(config.historyLength);
     const immediate = v === '1.0' ? config.returnImmediately === true : config.blocking === false;
-    if (!immediate) await settled(task, BLOCK_MAX_MS, signal);
+    if (!immediate) await settled(task, this.blockMs, signal);
     return sendResult(task, v, hl);
   }
 

@@ -17,13 +17,15 @@ import { ParleyError, REFUSALS, refuse } from '../engine/errors.js';
 import type { RoomEvent } from '../engine/events.js';
 import type { RoomService } from '../engine/service.js';
 import { parseSignal, renderEvent, type ActionWords } from '../framing.js';
-import { addArtifact, addHistory, isTerminal, MAX_TASKS, message, newTask, setState, type Msg, type Task } from './tasks.js';
+import { addArtifact, addHistory, isTerminal, MAX_TASKS, message, newTask, setState, textSize, type Msg, type Task } from './tasks.js';
 import type { CardInfo, IncomingMessage } from './wire.js';
 
 /** How long an ended publication's tasks can still be read (GetTask) before they are purged. */
 const ENDED_GRACE_MS = 10 * 60_000;
-/** Publications held at once, across the broker. */
-const MAX_PUBLICATIONS = 1000;
+/** Publications held at once, across the broker; with the per-publication text budget, a bound on memory. */
+const MAX_PUBLICATIONS = 256;
+/** Characters of text one publication's tasks may hold; the oldest finished tasks go first. */
+const TEXT_BUDGET = 1024 * 1024;
 /** Listener messages held for the caller's next task while no task is open. */
 const MAX_BACKLOG = 50;
 /** One held wait on the room at a time; short enough to notice a closed door promptly. */
@@ -179,6 +181,7 @@ export class Publications {
       for (const b of seat.backlog.splice(0)) addHistory(task, b);
     }
     addHistory(task, message('user', m.text, task, undefined, m.messageId));
+    this.trim(p);
     // A caller's [STANDBY] asks for no reply: nothing is awaited.
     if (parseSignal(m.text).signal === 'STANDBY') {
       seat.active = null;
@@ -200,13 +203,21 @@ export class Publications {
 
   private keep(p: Publication, task: Task): void {
     p.tasks.set(task.id, task);
-    if (p.tasks.size <= MAX_TASKS) return;
-    // Drop the oldest finished task; an open one is never dropped.
+    this.trim(p);
+  }
+
+  /** Within MAX_TASKS and TEXT_BUDGET: the oldest finished tasks go first, then old history of open ones. */
+  private trim(p: Publication): void {
+    let size = 0;
+    for (const t of p.tasks.values()) size += textSize(t);
     for (const [id, t] of p.tasks) {
-      if (isTerminal(t.state)) {
-        p.tasks.delete(id);
-        break;
-      }
+      if (p.tasks.size <= MAX_TASKS && size <= TEXT_BUDGET) return;
+      if (!isTerminal(t.state) || t === p.seat?.active) continue;
+      size -= textSize(t);
+      p.tasks.delete(id);
+    }
+    for (const t of p.tasks.values()) {
+      while (size > TEXT_BUDGET && t.history.length > 1) size -= t.history.shift()!.text.length;
     }
   }
 
@@ -252,6 +263,7 @@ export class Publications {
       }
       if (!lease) continue;
       this.apply(p, seat, lease.event);
+      this.trim(p);
       lease.settle(true);
     }
   }
@@ -264,7 +276,8 @@ export class Publications {
       case 'message': {
         if (!task) {
           seat.backlog.push({ messageId: randomUUID(), role: 'agent', text: e.text, contextId: seat.contextId, taskId: '' });
-          if (seat.backlog.length > MAX_BACKLOG) seat.backlog.shift();
+          let size = seat.backlog.reduce((n, b) => n + b.text.length, 0);
+          while (seat.backlog.length > MAX_BACKLOG || size > TEXT_BUDGET) size -= seat.backlog.shift()!.text.length;
           return;
         }
         const reply = message('agent', e.text, task);
@@ -320,20 +333,20 @@ export class Publications {
     return task;
   }
 
-  private async hangUp(p: Publication, seat: Seat): Promise<void> {
-    if (!seat.ended) this.finish(p, seat, 'The caller ended the conversation.', 'canceled');
+  private async hangUp(p: Publication, seat: Seat, why = 'The caller ended the conversation.', code = 'canceled'): Promise<void> {
+    if (!seat.ended) this.finish(p, seat, why, code);
     await this.rooms.leave(seat.token).catch(() => undefined);
   }
 
   private async end(p: Publication): Promise<void> {
-    if (p.seat) await this.hangUp(p, p.seat);
+    if (p.seat) await this.hangUp(p, p.seat, 'The publisher withdrew this agent.', 'unpublished');
     p.endedMs ??= Date.now();
   }
 
   /** Idle conversations are hung up; ended publications are purged after a grace period. */
   sweep(now = Date.now()): void {
     for (const [id, p] of this.byId) {
-      if (p.seat && !p.seat.ended && now - p.seat.lastUsedMs > this.idleMs) void this.hangUp(p, p.seat);
+      if (p.seat && !p.seat.ended && now - p.seat.lastUsedMs > this.idleMs) void this.hangUp(p, p.seat, 'The conversation was idle too long and has ended.', 'idle');
       if (p.endedMs !== null && now - p.endedMs > ENDED_GRACE_MS) this.byId.delete(id);
     }
   }

@@ -42,6 +42,14 @@ export interface Task {
 export const MAX_HISTORY = 200;
 export const MAX_TASKS = 200;
 
+/** Characters of message text a task holds (history and artifacts), for the byte budget. */
+export function textSize(t: Task): number {
+  let n = 0;
+  for (const m of t.history) n += m.text.length;
+  for (const a of t.artifacts) n += a.text.length;
+  return n;
+}
+
 const TERMINAL: ReadonlySet<TaskState> = new Set(['completed', 'failed', 'canceled', 'rejected']);
 
 export const isTerminal = (s: TaskState) => TERMINAL.has(s);
