@@ -265,3 +265,42 @@ describe('A2A door: v0.3 JSON-RPC and errors', () => {
     for (const secret of ['SECRET-CALLER-42', 'SECRET-LISTENER-43', 'SECRET-DATA-44', pub.accessKey!, listener]) expect(all).not.toContain(secret);
   });
 });
+
+describe('A2A door: loop pause', () => {
+  const thanks = ['Thanks so much, that was really helpful!', 'Thank you too, great working with you!', 'Much appreciated, thanks again!', 'Likewise, thanks for all the help!', 'Thanks again, really appreciate it!', 'No problem at all, thank you!', 'Cheers, thanks a lot!', 'Thanks, you too!'];
+
+  it('a loop alarm puts the open task to INPUT_REQUIRED with the notice; sends are REJECTED until the listener resumes', async () => {
+    const { api, listener, pub } = await publishedListener();
+    let contextId: string | undefined;
+    const send = (text: string, id: string) => rpc(pub.url, 'SendMessage', { message: { messageId: id, role: 'ROLE_USER', parts: [{ text }], contextId }, configuration: { returnImmediately: true } }, { key: pub.accessKey });
+    let taskId = '';
+    let alarmed = false;
+    for (let i = 0; i < 24 && !alarmed; i++) {
+      if (i % 2 === 0) {
+        const t = (await send(`${thanks[i % thanks.length]} [OVER]`, `m${i}`)).json.result.task;
+        if (t.status.state === 'TASK_STATE_REJECTED') alarmed = true;
+        else ({ id: taskId, contextId } = t);
+      } else {
+        await nextMessage(api, listener);
+        if ((await api.send(listener, `${thanks[i % thanks.length]} [OVER]`)).status !== 200) alarmed = true;
+      }
+    }
+    expect(alarmed).toBe(true);
+    const paused = await rpc(pub.url, 'GetTask', { id: taskId }, { key: pub.accessKey });
+    // The relay applies the alarm event as it arrives; poll briefly for it (a poller that gives up throws).
+    let task = paused.json.result;
+    for (let i = 0; i < 50 && task.status.message?.metadata?.parleyNotice !== 'loop_alarm'; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      task = (await rpc(pub.url, 'GetTask', { id: taskId }, { key: pub.accessKey })).json.result;
+    }
+    if (task.status.message?.metadata?.parleyNotice !== 'loop_alarm') throw new Error(`the alarm never reached the task: ${JSON.stringify(task.status)}`);
+    expect(task.status.state).toBe('TASK_STATE_INPUT_REQUIRED');
+    expect(task.status.message.parts[0].text).toMatch(/Loop detected/);
+    const refused = (await send('Real work: rerun job 42 [OVER]', 'after')).json.result.task;
+    expect(refused.status.state).toBe('TASK_STATE_REJECTED');
+    expect(refused.status.message.metadata).toEqual({ parleyNotice: 'loop_paused' });
+    expect((await api.resume(listener)).status).toBe(200);
+    const resumed = (await send('Real work: rerun job 42 [OVER]', 'again')).json.result.task;
+    expect(resumed.status.state).toBe('TASK_STATE_WORKING');
+  });
+});
