@@ -116,6 +116,31 @@ describe('A2A door: dialing out', () => {
     await api.leave(token);
   });
 
+  it('dials a v0.3 agent (its agent.json card and message/send shapes)', async () => {
+    const server = http.createServer();
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const methods: string[] = [];
+    server.on('request', async (req, res) => {
+      const chunks: Buffer[] = [];
+      for await (const c of req) chunks.push(c as Buffer);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      if (req.method === 'GET') return res.end(JSON.stringify({ protocolVersion: '0.3.0', name: 'Old agent', url: `${base}/rpc`, preferredTransport: 'JSONRPC', capabilities: {}, skills: [] }));
+      const rpc = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      methods.push(rpc.method);
+      const text = rpc.params.message.parts[0].text;
+      res.end(JSON.stringify({ jsonrpc: '2.0', id: rpc.id, result: { kind: 'task', id: 't1', contextId: 'c1', status: { state: 'completed' }, artifacts: [{ artifactId: 'a', parts: [{ kind: 'text', text: `old echo: ${text}` }] }] } }));
+    });
+    const { api, token, dial } = await room({ A2A_DIAL_ALLOW: '127.0.0.1' });
+    expect((await dial({ cardUrl: `${base}/.well-known/agent.json` })).json).toMatchObject({ agent: { name: 'Old agent', protocolVersion: '0.3' } });
+    await api.send(token, 'ping [OVER]');
+    const got = await nextMessage(api, token);
+    expect(got).toContain('[STANDBY]');
+    expect(messageLines(got)).toEqual(['old echo: ping']);
+    expect(methods).toEqual(['message/send']);
+  });
+
   it('an unreachable agent endpoint comes back as a short [STANDBY] line, never with the participant text', async () => {
     const agent = await stubAgent();
     const { api, token, dial } = await room({ A2A_DIAL_ALLOW: '127.0.0.1' });

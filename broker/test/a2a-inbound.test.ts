@@ -213,7 +213,7 @@ describe('A2A door: v0.3 JSON-RPC and errors', () => {
     await nextMessage(api, listener);
     await api.send(listener, 'v03 reply [OVER]');
     const task = (await sent).json.result;
-    expect(task).toMatchObject({ kind: 'task', status: { state: 'input-required', message: { kind: 'message', role: 'agent', parts: [{ kind: 'text', text: 'v03 reply' }] } } });
+    expect(task).toMatchObject({ kind: 'task', status: { state: 'input-required', message: { kind: 'message', role: 'agent', parts: [{ kind: 'text', text: 'v03 reply' }], metadata: { parleySignal: 'OVER' } } } });
     const got = await rpc(pub.url, 'tasks/get', { id: task.id, historyLength: 1 }, { key: pub.accessKey });
     expect(got.json.result.history).toEqual([expect.objectContaining({ role: 'agent', parts: [{ kind: 'text', text: 'v03 reply' }] })]);
 

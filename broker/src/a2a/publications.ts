@@ -275,12 +275,12 @@ export class Publications {
     switch (e.kind) {
       case 'message': {
         if (!task) {
-          seat.backlog.push({ messageId: randomUUID(), role: 'agent', text: e.text, contextId: seat.contextId, taskId: '' });
+          seat.backlog.push({ messageId: randomUUID(), role: 'agent', text: e.text, contextId: seat.contextId, taskId: '', signal: e.signal });
           let size = seat.backlog.reduce((n, b) => n + b.text.length, 0);
           while (seat.backlog.length > MAX_BACKLOG || size > TEXT_BUDGET) size -= seat.backlog.shift()!.text.length;
           return;
         }
-        const reply = message('agent', e.text, task);
+        const reply: Msg = { ...message('agent', e.text, task), signal: e.signal };
         addHistory(task, reply);
         if (e.signal === 'STANDBY') {
           addArtifact(task, e.text);

@@ -15,6 +15,8 @@ export interface Msg {
   contextId: string;
   taskId: string;
   notice?: string;
+  /** The listener's walkie-talkie signal, for its messages. */
+  signal?: 'OVER' | 'STANDBY';
 }
 
 export interface Artifact {

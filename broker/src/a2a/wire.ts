@@ -26,7 +26,7 @@ export function parseState(s: unknown): TaskState | undefined {
 }
 
 function msgJson(m: Msg, v: Version) {
-  const metadata = m.notice ? { metadata: { parleyNotice: m.notice } } : {};
+  const metadata = m.notice ? { metadata: { parleyNotice: m.notice } } : m.signal ? { metadata: { parleySignal: m.signal } } : {};
   return v === '1.0'
     ? { messageId: m.messageId, contextId: m.contextId, taskId: m.taskId, role: m.role === 'user' ? 'ROLE_USER' : 'ROLE_AGENT', parts: [{ text: m.text, mediaType: 'text/plain' }], ...metadata }
     : { kind: 'message', messageId: m.messageId, contextId: m.contextId, taskId: m.taskId, role: m.role, parts: [{ kind: 'text', text: m.text }], ...metadata };
