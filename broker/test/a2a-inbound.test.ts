@@ -174,6 +174,11 @@ describe('A2A door: the SDK client (JSON-RPC) with a curl listener', () => {
     expect(t.status.state).toBe('TASK_STATE_REJECTED');
     expect(t.status.message.parts[0].text).toMatch(/another caller/);
     expect(t.status.message.metadata).toEqual({ parleyNotice: 'busy' });
+    // The refused caller's words are not kept, and the first caller's tasks are listed only by their context.
+    expect(t.history).toBeUndefined();
+    expect((await rpc(pub.url, 'ListTasks', {}, { key: pub.accessKey })).json.error.code).toBe(-32602);
+    const mine = (await rpc(pub.url, 'ListTasks', { contextId: (await first).json.result.task.contextId }, { key: pub.accessKey })).json.result;
+    expect(mine.tasks).toHaveLength(1);
     // Nothing reached the listener.
     expect((await api.wait(listener, 1)).headers.get('parley-event')).toBe('timeout');
   });
@@ -188,6 +193,32 @@ describe('A2A door: the SDK client (JSON-RPC) with a curl listener', () => {
     expect(t.status.message.metadata).toEqual({ parleyNotice: 'room_closed' });
     expect(t.status.message.parts[0].text).toMatch(/closed the room/);
     expect((await fetch(pub.agentCardUrl)).status).toBe(404);
+  });
+
+  it('withdrawing the agent ends the conversation: the open task fails, the listener is left alone, the card is gone', async () => {
+    const { api, listener, pub } = await publishedListener();
+    const sent = rpc(pub.url, 'SendMessage', { message: { messageId: 'a', role: 'ROLE_USER', parts: [{ text: 'hello? [OVER]' }] } }, { key: pub.accessKey });
+    await nextMessage(api, listener);
+    const other = (await api.setup({ type: 'listener' })).json.token;
+    expect((await api.call('DELETE', `/a2a/publish/${pub.id}`, { token: other })).status).toBe(404);
+    expect((await api.call('DELETE', `/a2a/publish/${pub.id}`, { token: listener })).json).toEqual({ ok: true });
+    const t = (await sent).json.result.task;
+    expect(t.status.state).toBe('TASK_STATE_FAILED');
+    expect(t.status.message.metadata).toEqual({ parleyNotice: 'unpublished' });
+    expect((await nextEvent(api, listener)).kind).toBe('partner_left');
+    expect((await fetch(pub.agentCardUrl)).status).toBe(404);
+    expect((await rpc(pub.url, 'GetTask', { id: t.id }, { key: pub.accessKey })).status).toBe(404);
+  });
+
+  it('a broker restart (SIGTERM drain) fails the open task with the notice', async () => {
+    const { b, api, listener, pub } = await publishedListener();
+    const sent = rpc(pub.url, 'SendMessage', { message: { messageId: 'a', role: 'ROLE_USER', parts: [{ text: 'hello? [OVER]' }] } }, { key: pub.accessKey });
+    await nextMessage(api, listener);
+    const drained = b.drain();
+    const t = (await sent).json.result.task;
+    await drained;
+    expect(t.status.state).toBe('TASK_STATE_FAILED');
+    expect(t.status.message.metadata).toEqual({ parleyNotice: 'broker_restarting' });
   });
 
   it('speaks HTTP+JSON too (SendMessage, GetTask) through the SDK REST transport', async () => {

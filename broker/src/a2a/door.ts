@@ -96,6 +96,12 @@ export function a2aDoor(ctx: DoorContext): Door & { publications: Publications }
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = (req.url ?? '/').split('?')[0];
+    // A blocking send may be answered after a drain began: its connection then closes, so the process can exit.
+    const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => ServerResponse;
+    res.writeHead = ((...args: unknown[]) => {
+      if (rooms.draining) res.setHeader('connection', 'close');
+      return writeHead(...args);
+    }) as typeof res.writeHead;
     let route = '/a2a';
     try {
       if (req.headers.authorization) await limits.checkAuth(ctx.bucket(req));

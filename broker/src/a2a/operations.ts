@@ -152,9 +152,13 @@ export class Operations {
     return taskJson(this.task(p, body.id), v, historyLength(body.historyLength));
   }
 
-  /** ListTasks (v1.0 only): newest first, paged by an opaque offset token. */
+  /**
+   * ListTasks (v1.0 only): newest first, paged by an opaque offset token. Callers of one agent
+   * share its key, so tasks are listed only for a contextId the caller names (its own).
+   */
   listTasks(p: Publication, params: unknown) {
     const body = obj(params);
+    if (typeof body.contextId !== 'string' || body.contextId === '') throw errors.invalidParams('contextId is required: list the tasks of your own context');
     const size = body.pageSize === undefined ? 50 : Number(body.pageSize);
     if (!Number.isInteger(size) || size < 1 || size > 100) throw errors.invalidParams('pageSize must be 1 to 100');
     const offset = body.pageToken === undefined || body.pageToken === '' ? 0 : Number(body.pageToken);
@@ -166,7 +170,7 @@ export class Operations {
     const hl = historyLength(body.historyLength);
     const includeArtifacts = body.includeArtifacts === true || body.includeArtifacts === 'true';
     const all = [...p.tasks.values()]
-      .filter((t) => (body.contextId ? t.contextId === body.contextId : true) && (state ? t.state === state : true) && (after === undefined || Date.parse(t.timestamp) > after))
+      .filter((t) => t.contextId === body.contextId && (state ? t.state === state : true) && (after === undefined || Date.parse(t.timestamp) > after))
       .sort((a, b) => b.updatedMs - a.updatedMs);
     const page = all.slice(offset, offset + size);
     return {

@@ -154,7 +154,7 @@ export class Publications {
       if (isTerminal(existing.state)) throw new TaskTerminal();
     }
     const contextId = existing?.contextId ?? m.contextId ?? randomUUID();
-    const rejected = (why: string, code: string) => this.reject(p, contextId, m, why, code);
+    const rejected = (why: string, code: string) => this.reject(p, contextId, why, code);
 
     if (p.endedMs !== null) return rejected('This agent is no longer published: its conversation has ended. Ask its owner to publish it again.', 'ended');
     let seat = p.seat;
@@ -193,9 +193,9 @@ export class Publications {
     return task;
   }
 
-  private reject(p: Publication, contextId: string, m: IncomingMessage, why: string, code: string): Task {
+  /** A refused message: the task holds only the reason, never the caller's text (another caller may list it). */
+  private reject(p: Publication, contextId: string, why: string, code: string): Task {
     const task = newTask(contextId, 'rejected');
-    addHistory(task, message('user', m.text, task, undefined, m.messageId));
     setState(task, 'rejected', message('agent', why, task, code));
     this.keep(p, task);
     return task;
