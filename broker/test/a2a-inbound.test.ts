@@ -221,7 +221,7 @@ describe('A2A door: the SDK client (JSON-RPC) with a curl listener', () => {
     expect(t.status.message.metadata).toEqual({ parleyNotice: 'broker_restarting' });
   });
 
-  it('speaks HTTP+JSON too (SendMessage, GetTask) through the SDK REST transport', async () => {
+  it('speaks HTTP+JSON too (SendMessage, GetTask, streaming) through the SDK REST transport', async () => {
     const { api, listener, pub } = await publishedListener();
     const a2a = await sdkClient(pub.url, 'HTTP+JSON');
     const sent = a2a.sendMessage(sendParams(userMessage('over rest [OVER]')), withKey(pub.accessKey));
@@ -232,6 +232,16 @@ describe('A2A door: the SDK client (JSON-RPC) with a curl listener', () => {
     const read = await a2a.getTask({ tenant: '', id: task.id }, withKey(pub.accessKey));
     expect(textOf(read.artifacts[0].parts)).toBe('rest reply');
     await expect(a2a.getTask({ tenant: '', id: 'missing' }, withKey(pub.accessKey))).rejects.toMatchObject({ name: 'TaskNotFoundError' });
+
+    const events: any[] = [];
+    const stream = (async () => {
+      for await (const e of a2a.sendMessageStream(sendParams(userMessage('and streaming? [OVER]', { contextId: task.contextId })), withKey(pub.accessKey))) events.push(e);
+    })();
+    await nextMessage(api, listener);
+    await api.send(listener, 'streams too [OVER]');
+    await stream;
+    expect(events.map((e) => e.payload.$case)).toEqual(['task', 'statusUpdate']);
+    expect(textOf(events[1].payload.value.status.message.parts)).toBe('streams too');
   });
 });
 

@@ -36,7 +36,8 @@ export function publicBase(ctx: DoorContext, req: IncomingMessage): string {
 export function a2aDoor(ctx: DoorContext): Door & { publications: Publications } {
   const { rooms, limits, log, metrics, config } = ctx;
   const pubs = new Publications(rooms, log, config.messageTtlS * 1000, config.sweepIntervalS * 1000);
-  const ops = new Operations(pubs, config.waitTimeoutS * 1000);
+  // A blocking send holds like a /wait, and never near Node fetch's 300 s response-header limit.
+  const ops = new Operations(pubs, Math.min(config.waitTimeoutS, 280) * 1000);
   const dialer = new Dialer(rooms, log, config.a2aDialAllow);
 
   const reply = (res: ServerResponse, route: string, status: number, body: unknown, headers: Record<string, string> = {}) => {
