@@ -157,6 +157,27 @@ describe('A2A door: the SDK client (JSON-RPC) with a curl listener', () => {
     expect((await fetch(pub.agentCardUrl)).status).toBe(404);
   });
 
+  it('the listener serves a next caller by listening again and re-arming: same URL and key, a fresh conversation', async () => {
+    const { api, listener, pub } = await publishedListener();
+    const ask = (text: string, id: string) => rpc(pub.url, 'SendMessage', { message: { messageId: id, role: 'ROLE_USER', parts: [{ text }] }, configuration: { returnImmediately: true } }, { key: pub.accessKey });
+    const first = (await ask('first caller [OVER]', 'a')).json.result.task;
+    await nextMessage(api, listener);
+    const rearmEarly = await api.call('POST', `/a2a/publish/${pub.id}`, { token: listener, type: 'application/json', body: JSON.stringify({ listenerCode: `listen_${'0'.repeat(32)}` }) });
+    expect(rearmEarly.status).toBe(400);
+    expect((await rpc(pub.url, 'CancelTask', { id: first.id }, { key: pub.accessKey })).json.result.status.state).toBe('TASK_STATE_CANCELED');
+    expect((await nextEvent(api, listener)).kind).toBe('partner_left');
+    // Alone in its room: leave it, listen again, re-arm.
+    await api.leave(listener);
+    const code = (await api.call('POST', '/listen', { token: listener })).json.listenerCode;
+    const rearmed = await api.call('POST', `/a2a/publish/${pub.id}`, { token: listener, type: 'application/json', body: JSON.stringify({ listenerCode: code }) });
+    expect(rearmed.json).toMatchObject({ id: pub.id, url: pub.url, open: false });
+    expect((await fetch(pub.agentCardUrl)).status).toBe(200);
+    expect((await rpc(pub.url, 'GetTask', { id: first.id }, { key: pub.accessKey })).json.error.code).toBe(-32001);
+    const next = ask('second caller [OVER]', 'b');
+    expect(messageLines(await nextMessage(api, listener))).toEqual(['second caller']);
+    expect((await next).json.result.task.status.state).toBe('TASK_STATE_WORKING');
+  });
+
   it('an unknown task is TaskNotFoundError (-32001)', async () => {
     const { pub } = await publishedListener();
     const a2a = await sdkClient(pub.url);

@@ -129,6 +129,13 @@ export function a2aDoor(ctx: DoorContext): Door & { publications: Publications }
           return reply(res, route, 200, { ok: true });
         }
         if (manage[2] && req.method === 'POST') return reply(res, route, 200, { accessKey: await pubs.rotateKey(token, manage[1]) });
+        if (!manage[2] && req.method === 'POST') {
+          const b = await jsonBody(req);
+          if (typeof b.listenerCode !== 'string') throw refuse('bad_body', 'listenerCode must be the listener code of your room');
+          const p = await pubs.rearm(token, manage[1], b.listenerCode);
+          const url = `${base}/a2a/${p.info.id}`;
+          return reply(res, route, 200, { id: p.info.id, url, agentCardUrl: `${url}/.well-known/agent-card.json`, open: p.keyHash === null });
+        }
         throw refuse('method_not_allowed');
       }
       const card = CARD.exec(path);

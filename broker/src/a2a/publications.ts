@@ -79,17 +79,22 @@ export class Publications {
   }
 
   /** The publisher's token must be the creator of a listener room that nobody has joined yet. */
-  async publish(token: string | undefined, code: string, info: Omit<CardInfo, 'id'>): Promise<{ id: string; accessKey: string | null }> {
+  private async listening(token: string | undefined, code: string): Promise<string> {
     const status = await this.rooms.status(token);
     if (!status.inRoom || status.role !== 'joiner' || status.partner) throw refuse('bad_body', 'Publish from a listener room nobody has joined yet (POST /setup {"type":"listener"} or POST /listen first)');
     if (!/^listen_[0-9a-f]{32}$/.test(code)) throw refuse('bad_body', 'listenerCode must be the listener code of your room');
+    return status.agentId!;
+  }
+
+  async publish(token: string | undefined, code: string, info: Omit<CardInfo, 'id'>): Promise<{ id: string; accessKey: string | null }> {
+    const listenerAgent = await this.listening(token, code);
     if (this.byId.size >= MAX_PUBLICATIONS) throw refuse('broker_full', 'The broker holds too many published agents right now: try again later', 60);
     const id = randomBytes(12).toString('hex');
     const accessKey = info.open ? null : `a2k_${randomBytes(24).toString('hex')}`;
     this.byId.set(id, {
       info: { ...info, id },
       owner: this.rooms.rateKey(token!),
-      listenerAgent: status.agentId!,
+      listenerAgent,
       code,
       keyHash: accessKey ? hashKey(accessKey) : null,
       seat: null,
@@ -103,6 +108,18 @@ export class Publications {
   private owned(token: string | undefined, id: string): Publication {
     const p = this.byId.get(id);
     if (!p || token === undefined || p.owner !== this.rooms.rateKey(token)) throw refuse('not_found', 'No such published agent of yours');
+    return p;
+  }
+
+  /**
+   * The next caller: the publisher, listening again (a fresh listener code), re-arms its ended
+   * publication, which keeps its URL, card and key. The last conversation's tasks are dropped.
+   */
+  async rearm(token: string | undefined, id: string, code: string): Promise<Publication> {
+    const listenerAgent = await this.listening(token, code);
+    const p = this.owned(token, id);
+    if (p.seat && !p.seat.ended) throw refuse('bad_body', 'That agent is in a conversation: wait for it to end, or withdraw it first');
+    Object.assign(p, { code, listenerAgent, seat: null, claiming: null, endedMs: null, tasks: new Map() });
     return p;
   }
 
