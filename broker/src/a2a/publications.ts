@@ -4,10 +4,10 @@
  * the door redeems the code (as the room's "host") with a participant token of its own and
  * relays that caller's context to the room through the RoomService, like any other door.
  *
- * One caller per publication: a listener code is one-time, so once the caller's context ends
- * (it cancels, goes idle, or the room ends) the publication ends too, and the listener, alone
- * in its room, publishes again for the next caller. A second caller while the seat is taken
- * gets a REJECTED task saying so.
+ * One caller at a time: a listener code is one-time, so once the caller's context ends (it
+ * cancels, goes idle, or the room ends) the publication ends too; the listener, listening again,
+ * re-arms it for the next caller (same URL and key). A second caller while the seat is taken gets
+ * a REJECTED task saying so.
  *
  * Privacy: message text lives only in the tasks held here (memory), never in logs or errors.
  */
