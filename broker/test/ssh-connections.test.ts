@@ -34,6 +34,12 @@ function loggedIn(port: number, then: (conn: ssh2.Client) => void): Promise<void
 }
 
 describe('SSH connection limits', () => {
+  it('refuses bad limit settings at start', async () => {
+    const b = await broker();
+    await expect(sshBroker(b.url, undefined, { SSH_MAX_PER_ADDRESS: '0' })).rejects.toThrow('SSH_MAX_PER_ADDRESS must be between 1 and 100000, got 0');
+    await expect(sshBroker(b.url, undefined, { SSH_LOGIN_TIMEOUT_S: 'soon' })).rejects.toThrow('SSH_LOGIN_TIMEOUT_S must be a whole number, got "soon"');
+  });
+
   it('many idle connections from one address take only their own cap: another address still logs in', async () => {
     const b = await broker();
     const { port } = await sshBroker(b.url, undefined, { SSH_MAX_CONNECTIONS: '30', SSH_MAX_PER_ADDRESS: '5' });
