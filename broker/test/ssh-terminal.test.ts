@@ -35,8 +35,8 @@ describe('SSH terminal line editing', () => {
   it('a typed line past 128 KiB is cut there and the user is told; Enter sends what fits', async () => {
     const { api, host, typist } = await roomWithTerminal();
     typist.write(`${'y'.repeat(128 * 1024 + 100)}\r`);
-    await typist.waitFor(/\[LINE TOO LONG\] A line holds at most 128 KiB: the rest was dropped\. Enter sends what fits\.\r\n/);
-    await typist.waitFor(/\[DELIVERED\]/);
+    await typist.waitFor(/\[LINE TOO LONG\] A line holds at most 128 KiB: the rest was dropped\. Enter sends what fits\.\r\n/, 20_000);
+    await typist.waitFor(/\[DELIVERED\]/, 20_000);
     expect(messageLines((await api.wait(host, 5)).text)).toEqual(['y'.repeat(128 * 1024)]);
     // Nothing of the dropped rest follows.
     expect((await api.wait(host, 2)).text).toMatch(/^TIMEOUT/);
@@ -48,7 +48,7 @@ describe('SSH terminal line editing', () => {
     // Sized so that a line editor that rebuilds the line on each backspace runs far past the test timeout.
     const { api, host, typist } = await roomWithTerminal();
     typist.write(`${'a'.repeat(120_000)}${'\x7f'.repeat(30_000)} end [OVER]\r`);
-    await typist.waitFor(/\[DELIVERED\]/);
+    await typist.waitFor(/\[DELIVERED\]/, 20_000);
     expect(messageLines((await api.wait(host, 5)).text)).toEqual([`${'a'.repeat(90_000)} end`]);
     typist.end();
     expect(await typist.exit).toBe(0);
