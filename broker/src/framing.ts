@@ -5,6 +5,7 @@
  */
 import type { RoomEvent } from './engine/events.js';
 import type { Signal } from './loop-detector.js';
+import { safeLines } from './text-safety.js';
 
 // Only a trailing marker is a signal; one in the middle of the text is content.
 const TRAILING_SIGNAL = /\[(OVER|STANDBY)\]\s*$/i;
@@ -15,12 +16,10 @@ export function parseSignal(raw: string): { text: string; signal: Signal } {
   return { text: raw.slice(0, m.index).replace(/\s+$/, ''), signal: m[1].toUpperCase() as Signal };
 }
 
-// Every character sequence a terminal or an LLM might read as a line break. Each resulting
-// line gets the "│ " prefix, so a partner can never start a line with "[SYSTEM".
-const LINE_BREAKS = /\r\n|[\n\r\v\f\u0085\u2028\u2029]/;
-
 export function frameMessage(agentId: string, text: string, signal: Signal): string {
-  const lines = text === '' ? [] : text.split(LINE_BREAKS).map((l) => (l === '' ? '│' : `│ ${l}`));
+  // Each line of partner text gets the "│ " prefix, and nothing in it can move the cursor back
+  // over that prefix, so a partner can never start a line with "[SYSTEM" (see text-safety).
+  const lines = text === '' ? [] : safeLines(text).map((l) => (l === '' ? '│' : `│ ${l}`));
   // A message without a marker passes the turn, as [OVER] does.
   return ['MESSAGE_RECEIVED', `┌─ ${agentId} [${signal ?? 'OVER'}]`, '│', ...lines, '└────'].join('\n');
 }

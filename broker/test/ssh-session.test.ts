@@ -8,13 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { broker, client, messageLines } from './helpers.js';
-import { ssh, sshBroker, sshBrokers } from './ssh-client.js';
-
-async function register(port: number, from?: string): Promise<string> {
-  const s = await ssh(port, 'new', undefined, from);
-  expect(await s.exit).toBe(0);
-  return /Your Parley token: (tok_[0-9a-f]{32})/.exec(s.stdout())![1];
-}
+import { register, ssh, sshBroker, sshBrokers } from './ssh-client.js';
 
 describe('SSH broker', () => {
   it('new@ registers: the printed token works on the HTTP API', async () => {

@@ -11,6 +11,10 @@ export interface SshConfig {
   publicHost: string;
   publicPort: number;
   maxConnections: number;
+  /** Concurrent connections from one address bucket (an IPv4 /24, an IPv6 /64), so one client cannot take them all. */
+  maxPerAddress: number;
+  /** From the TCP connection to the session's command (exec or shell); a connection slower than that is cut. */
+  loginTimeoutMs: number;
   logLevel: string;
 }
 
@@ -31,6 +35,8 @@ export function loadSshConfig(env: Env = process.env): SshConfig {
     publicHost: (env.PARLEY_DOMAIN ?? '').trim() || 'HOST',
     publicPort: int(env, 'SSH_PUBLIC_PORT', 2222, 0, 65535),
     maxConnections: int(env, 'SSH_MAX_CONNECTIONS', 500, 1, 100_000),
+    maxPerAddress: int(env, 'SSH_MAX_PER_ADDRESS', 20, 1, 100_000),
+    loginTimeoutMs: int(env, 'SSH_LOGIN_TIMEOUT_S', 20, 1, 3600) * 1000,
     logLevel: logLevel(env),
   };
 }
