@@ -123,16 +123,13 @@ async function startRedis(): Promise<{ url: string; used(): Promise<number>; sto
   });
   const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
   const url = `redis://127.0.0.1:${port}`;
-  const client = new Redis(url, { lazyConnect: true });
-  for (let i = 0; ; i++) {
-    try {
-      await client.connect();
-      break;
-    } catch (e) {
-      if (i > 50) throw e;
-      await sleep(100);
-    }
-  }
+  // ioredis keeps retrying until the server is up; wait for it, but not forever.
+  const client = new Redis(url);
+  client.on('error', () => undefined);
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('redis-server did not come up')), 10_000);
+    client.once('ready', () => (clearTimeout(timer), resolve()));
+  });
   const used = async () => Number(/used_memory:(\d+)/.exec(await client.info('memory'))![1]);
   return { url, used, stop: () => (client.disconnect(), proc.kill('SIGKILL')) };
 }

@@ -33,3 +33,14 @@ export function safeLines(text: string): string[] {
   const clean = text.search(UNSAFE) === -1 ? text : text.replace(UNSAFE, standIn);
   return clean.split(LINE_BREAK);
 }
+
+const ODD_BREAKS = /\r\n|[\v\f\r\x1c-\x1e\x85\u2028\u2029]/g;
+
+/**
+ * The same, as one string with every line break written as \n: what the engine keeps and every
+ * door receives (JSON events for SSH, MCP, A2A and the console), so no door can forget it.
+ */
+export function safeText(text: string): string {
+  if (text.search(UNSAFE) === -1 && text.search(ODD_BREAKS) === -1) return text;
+  return text.replace(UNSAFE, standIn).replace(ODD_BREAKS, '\n');
+}

@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import type { StateBackend, InboxItem, MemberState, RoomState, TokenRow } from '../backend/ports.js';
 import type { Config } from '../config.js';
 import { parseSignal } from '../framing.js';
+import { safeText } from '../text-safety.js';
 import type { LoopAlarm } from '../loop-detector.js';
 import type { Metrics } from '../metrics.js';
 import { ParleyError, refuse } from './errors.js';
@@ -201,7 +202,10 @@ export class Engine implements RoomService {
     if (retried) return { id: retried };
     if (room.paused === 'loop') throw refuse('loop_paused');
     if (!partner) throw refuse('partner_not_connected', undefined, 5);
-    const { text, signal } = parseSignal(raw);
+    const parsed = parseSignal(raw);
+    // Neutralised once, here: every door then shows the same safe text (see text-safety.ts).
+    const text = safeText(parsed.text);
+    const signal = parsed.signal;
     if (text.trim() === '') throw refuse('empty_message');
     const bytes = storedBytes(text);
     const queued = await this.backend.inboxes.size(partner.hash);
