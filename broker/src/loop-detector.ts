@@ -104,6 +104,8 @@ export interface LoopDetectorOptions {
   newQuestionShare: number;
   /** Each social-formula word (thanks, bye, confirmed …) cancels this many new plain words. */
   socialDiscount: number;
+  /** A conversation where at least this share of messages brought new facts treats fact-free ones strictly. */
+  factRate: number;
   /** Texts longer than this are sampled (keeps 100 KB messages cheap). */
   maxScanChars: number;
   /** Optional per-message trace for tuning (the eval tool prints it). */
@@ -123,6 +125,7 @@ export const LOOP_DEFAULTS: Readonly<LoopDetectorOptions> = {
   newQuestionShare: 0.4,
   pollNewsWords: 2,
   socialDiscount: 2,
+  factRate: 0.5,
   maxScanChars: 16 * 1024,
 };
 
@@ -132,7 +135,126 @@ const WORD = `[\\p{L}\\p{N}\\p{M}_]+(?:[.,:/\\-_'’@#=][\\p{L}\\p{N}\\p{M}_]+)*
 const TOKEN = new RegExp(`(\`)|([${UNSPACED}]+)|(\\p{Extended_Pictographic})|(${WORD})`, 'gu');
 const SPECIFIC_CHARS = /[\p{N}_./:@#=\\]/u;
 const CAMEL = /\p{Ll}\p{Lu}/u;
-const MAX_KEY = 64;
+
+// ---------------------------------------------------------------------------------------------
+// Numbers are judged by value, not by spelling: "41%", "41 percent", "0.41" and "492/1200" are one
+// fact; "2.4 million" is the already-known 2,417,332 said roughly. Clock times, dates, elapsed
+// minutes and counters that tick by one are noise: remembered, never news.
+
+const NUM = String.raw`\d{1,3}(?:[,'’\u00a0\u202f]\d{3})+(?:\.\d+)?|\d+(?:[.,]\d+)?`;
+// Units, longest first within a family; the value is scaled to a common base (seconds, bytes, 1).
+const RATIO_UNITS = String.raw`%|percent|per\s?cent|pct|por\s?cento|por\s?ciento|pour\s?cent|prozent|procent|процент[а-я]*|yüzde|퍼센트|phần\s?trăm|प्रतिशत|pp`;
+const TIME_UNITS = String.raw`ms|µs|μs|us|ns|sec|secs|seconds?|s|segundos?|sekund[a-z]*|секунд[а-я]*|saniye|초|giây|秒`;
+const ELAPSED_UNITS = String.raw`min|mins|minutes?|minutos?|minuten|minuti|minut[a-z]*|минут[а-я]*|мин|dakika|phút|분|分钟?|मिनट|m|h|hrs?|hours?|horas?|stunden?|ore|godzin[a-z]*|час[а-я]*|saat|giờ|시간|時間|घंटे|d|days?|días?|dias?|tage?n?|дн[а-я]*|gün|ngày|일|天`;
+const SCALE_UNITS = String.raw`k|K|thousand|mil|M|mio|million|millions|milliones|millones|milhões|milioni|mln|млн|B|bn|billion|mrd|KB|kB|KiB|MB|MiB|Mi|GB|GiB|Gi|G|TB|TiB|Ti|T|МБ|ГБ|КБ|x|×`;
+const UNIT = `${RATIO_UNITS}|${ELAPSED_UNITS}|${TIME_UNITS}|${SCALE_UNITS}`;
+const AFTER = String.raw`(?![\p{L}\p{N}_]|[.,:]\d)`;
+const NUMBER = new RegExp(
+  String.raw`(?<![\p{L}\p{N}_.,:/\\\-])(?:` +
+    String.raw`(\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?Z?)?|\d{1,2}:\d{2}(?::\d{2})?(?:\s?[ap]\.?m\.?)?)` + // 1: date or clock time
+    String.raw`|(\d+h\d+m(?:\d+s)?|\d+h\d+s|\d+m\d+s)` + // 2: compound elapsed time
+    `|(${NUM})\\s?(${UNIT})?${AFTER}(?:\\s?(?:/|of|out of|из|de|von|sur|su|dari|trên)\\s?(${NUM})\\s?(${UNIT})?${AFTER})?` + // 3-6: a [unit] [of b [unit]]
+    `)${AFTER}`,
+  'gu',
+);
+const RATIO_UNIT = new RegExp(`^(?:${RATIO_UNITS})$`, 'u');
+const ELAPSED_UNIT = new RegExp(`^(?:${ELAPSED_UNITS})$`, 'u');
+
+function unitScale(unit: string | undefined): number[] {
+  if (!unit) return [1];
+  const u = unit.replace(/\s/g, '');
+  switch (u) {
+    case 'ms':
+      return [1e-3];
+    case 'µs':
+    case 'μs':
+    case 'us':
+      return [1e-6];
+    case 'ns':
+      return [1e-9];
+    case 'k':
+    case 'K':
+    case 'thousand':
+    case 'mil':
+      return [1e3];
+    case 'KB':
+    case 'kB':
+    case 'KiB':
+    case 'КБ':
+      return [1e3, 1024];
+    case 'M':
+    case 'MB':
+    case 'MiB':
+    case 'Mi':
+    case 'МБ':
+      return [1e6, 2 ** 20];
+    case 'G':
+    case 'GB':
+    case 'GiB':
+    case 'Gi':
+    case 'ГБ':
+      return [1e9, 2 ** 30];
+    case 'T':
+    case 'TB':
+    case 'TiB':
+    case 'Ti':
+      return [1e12, 2 ** 40];
+    case 'B':
+    case 'bn':
+    case 'billion':
+    case 'mrd':
+      return [1e9];
+  }
+  if (/^(?:mio|mln|млн|million|millions|milliones|millones|milhões|milioni)$/u.test(u)) return [1e6];
+  if (ELAPSED_UNIT.test(u)) return /^(?:m|min|mins|minut|minuto|минут|мин|dakika|phút|분|分|मिनट)/u.test(u) ? [60] : /^(?:d|day|dí|dia|tag|дн|gün|ngày|일|天)/u.test(u) ? [86400] : [3600];
+  return [1];
+}
+
+function parseNum(s: string): { v: number; sig: number } {
+  let t = s.replace(/[\u00a0\u202f'’]/g, '');
+  // "2,417,332" groups thousands; "41,2" is a decimal comma.
+  t = /^\d{1,3}(?:,\d{3})+(?:\.\d+)?$/.test(t) ? t.replace(/,/g, '') : t.replace(',', '.');
+  const digits = t.replace('.', '').replace(/^0+/, '');
+  const sig = t.includes('.') ? digits.length : digits.replace(/0+$/, '').length;
+  return { v: Number(t), sig: Math.max(1, sig) };
+}
+
+// English number words ("forty-seven percent", "two point four million", "a third"), rewritten to digits first.
+const SMALL: Record<string, number> = {};
+'zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen'
+  .split(' ')
+  .forEach((w, i) => (SMALL[w] = i));
+'twenty thirty forty fifty sixty seventy eighty ninety'.split(' ').forEach((w, i) => (SMALL[w] = 20 + i * 10));
+const SCALES: Record<string, number> = { hundred: 100, thousand: 1e3, million: 1e6, billion: 1e9 };
+const PARTS: Record<string, number> = { half: 2, halves: 2, third: 3, thirds: 3, quarter: 4, quarters: 4, fifth: 5, fifths: 5, sixth: 6, sixths: 6, seventh: 7, sevenths: 7, eighth: 8, eighths: 8, tenth: 10, tenths: 10 };
+const NUMBER_WORD = `(?:${[...Object.keys(SMALL), ...Object.keys(SCALES), 'point'].join('|')})`;
+const NUMBER_WORDS = new RegExp(`\\b(?:a|${NUMBER_WORD})(?:[\\s-]+(?:and[\\s-]+)?${NUMBER_WORD})*(?:[\\s-]+(${Object.keys(PARTS).join('|')}))?\\b`, 'gi');
+
+function wordsToDigits(text: string): string {
+  return text.replace(NUMBER_WORDS, (phrase: string, part: string | undefined) => {
+    const words = phrase.toLowerCase().split(/[\s-]+/).filter((w) => w !== 'and');
+    if (part) words.pop();
+    if (!part && words.length === 1 && (words[0] === 'a' || words[0] === 'one' || words[0] === 'point')) return phrase; // "a fix", "one more"
+    let total = 0;
+    let group = 0;
+    let decimals = '';
+    let afterPoint = false;
+    let scale = '';
+    words.forEach((w, i) => {
+      if (w in SCALES && w !== 'hundred' && i === words.length - 1) scale = ` ${w}`; // "2.4 million": left to the unit parser
+      else if (w === 'point') afterPoint = true;
+      else if (afterPoint) decimals += w in SMALL && SMALL[w] < 10 ? SMALL[w] : '';
+      else if (w === 'a') group += 1;
+      else if (w === 'hundred') group = (group || 1) * 100;
+      else if (w in SCALES) {
+        total += (group || 1) * SCALES[w];
+        group = 0;
+      } else group += SMALL[w] ?? 0;
+    });
+    const value = `${total + group}${decimals ? `.${decimals}` : ''}`;
+    return part ? ` ${value}/${PARTS[part.toLowerCase()]} ` : ` ${value}${scale} `;
+  });
+}
 
 /**
  * Social formulae (thanks, apologies, goodbyes, confirmations) in common languages, as
@@ -172,7 +294,15 @@ const SOCIAL_CJK = ['まだ', '進捗', '変化なし', '还在', '进展', 'あ
 // Short entries must match whole words ("ty" is not "type"); longer ones are word starts.
 const SOCIAL_WORD = new RegExp(`^(?:${SOCIAL_STEMS.map((w) => (w.length <= 4 ? `${w}$` : w)).join('|')})`, 'u');
 
+
 const ASCII = /^[\x00-\x7f]*$/;
+
+/** 32-bit FNV-1a: the detector's memory holds these, never words in clear. */
+function hash(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
 
 /** Sample very long texts in evenly spaced slices so the cost stays bounded. */
 function scanText(text: string, max: number): string {
@@ -185,15 +315,119 @@ function scanText(text: string, max: number): string {
   return out;
 }
 
-const FACT = 0;
-const PLAIN = 1;
-const PICTOGRAPH = 2;
+// Comments in pasted code are not facts: a re-pasted config with a reworded comment is the same config.
+const FENCE = /```[^\n]*\n([\s\S]*?)(?:```|$)/g;
+const COMMENT_LINE = /^\s*(?:#|\/\/|--|;|<!--).*$/gm;
+const TRAILING_COMMENT = /\s(?:#|\/\/|--)\s.*$/gm;
+function stripComments(text: string): string {
+  if (!text.includes('```')) return text;
+  return text.replace(FENCE, (block: string, body: string) => `\`\`\`\n${body.replace(COMMENT_LINE, '').replace(TRAILING_COMMENT, '')}\n\`\`\``);
+}
+
+export const FACT = 0;
+export const PLAIN = 1;
+export const PICTOGRAPH = 2;
 type Kind = typeof FACT | typeof PLAIN | typeof PICTOGRAPH;
 
-/** Calls `visit` for every token (no arrays: this runs on every message); returns the count of formula words. */
-function tokenize(raw: string, stemChars: number, visit: (key: string, kind: Kind) => void): number {
+/** A number as the tokenizer found it: hashes to look up (at the precision it was written) and to remember. */
+interface NumberSeen {
+  /** Known if any of these is known. */
+  check: number[];
+  /** Known if all of these are known (a fraction whose both sides were said). */
+  checkAll: number[];
+  remember: number[];
+  /** Clock time, date, elapsed time: never news. */
+  noise: boolean;
+  /** Integer value and the hash of the word before it, for counters that tick ("poll 7", "check #8"). */
+  slot: number;
+  value: number;
+}
+
+const LEVELS = [2, 3, 4, 6];
+const valueKey = (v: number, level: number) => hash(`${level}:${v.toPrecision(level)}`);
+const levelOf = (sig: number) => LEVELS.find((l) => l >= Math.min(6, Math.max(2, sig)))!;
+
+/** Hashes under which a value is remembered: every precision, and for shares also the other forms. */
+function rememberValue(out: number[], v: number, ratio: boolean) {
+  if (!Number.isFinite(v)) return;
+  const forms = ratio ? [v, v * 100, 1 - v, (1 - v) * 100] : [v];
+  for (const f of forms) for (const l of LEVELS) out.push(valueKey(Math.round(f * 1e9) / 1e9, l));
+}
+
+const SLOT_WORD = /([\p{L}#№]+)[^\p{L}\p{N}\n]{0,3}$/u;
+
+function readNumber(m: RegExpExecArray | string[], text: string, offset: number): NumberSeen {
+  const seen: NumberSeen = { check: [], checkAll: [], remember: [], noise: false, slot: 0, value: NaN };
+  if (m[1]) {
+    seen.noise = true;
+    return seen;
+  }
+  if (m[2]) {
+    const [, h, mi, s] = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(m[2]) ?? [];
+    const secs = Number(h ?? 0) * 3600 + Number(mi ?? 0) * 60 + Number(s ?? 0);
+    rememberValue(seen.remember, secs, false);
+    seen.noise = true;
+    return seen;
+  }
+  const a = parseNum(m[3]);
+  const ua = m[4]?.replace(/\s/g, '');
+  const isRatio = !!ua && RATIO_UNIT.test(ua) && ua !== 'pp';
+  if (ua && ELAPSED_UNIT.test(ua)) seen.noise = true; // "27 min waiting", "3 days ago"
+  const scales = unitScale(ua);
+  if (m[5]) {
+    // a/b, "a of b": the fact is the share; both sides and the rest are remembered too.
+    const b = parseNum(m[5]);
+    const sb = unitScale(m[6] ?? m[4]);
+    const av = a.v * scales[0];
+    const bv = b.v * sb[0];
+    const level = Math.min(3, levelOf(Math.max(a.sig, b.sig)));
+    if (bv !== 0) {
+      seen.check.push(valueKey(av / bv, level), valueKey((av / bv) * 100, level));
+      rememberValue(seen.remember, av / bv, true);
+    }
+    seen.checkAll.push(valueKey(av, levelOf(a.sig)), valueKey(bv, levelOf(b.sig)));
+    rememberValue(seen.remember, av, false);
+    rememberValue(seen.remember, bv, false);
+    rememberValue(seen.remember, bv - av, false);
+    return seen;
+  }
+  const level = levelOf(a.sig);
+  for (const s of scales) {
+    const v = a.v * s;
+    seen.check.push(valueKey(isRatio ? a.v : v, level));
+    rememberValue(seen.remember, isRatio ? a.v / 100 : v, isRatio);
+  }
+  if (!ua && Number.isInteger(a.v)) {
+    const w = SLOT_WORD.exec(text.slice(Math.max(0, offset - 24), offset));
+    if (w) {
+      seen.slot = hash(w[1].toLowerCase());
+      seen.value = a.v;
+    }
+  }
+  return seen;
+}
+
+/**
+ * Calls `visit` for every token and `number` for every number (no arrays: this runs on every
+ * message); returns the count of formula words.
+ */
+function tokenize(
+  raw: string,
+  stemChars: number,
+  visit: (key: number, kind: Kind) => void,
+  number: (n: NumberSeen) => void,
+): number {
   const ascii = ASCII.test(raw);
-  const text = ascii ? raw : raw.normalize('NFKC'); // ASCII is already in NFKC
+  let text = ascii ? raw : raw.normalize('NFKC'); // ASCII is already in NFKC
+  text = stripComments(text);
+  if (/[a-z]/i.test(text)) text = wordsToDigits(text);
+  if (/\d/.test(text)) {
+    text = text.replace(NUMBER, (...args: unknown[]) => {
+      const groups = args.slice(0, 7) as string[];
+      number(readNumber(groups, text, args[7] as number));
+      return ' ';
+    });
+  }
   let socialHits = 0;
   let inCode = false;
   TOKEN.lastIndex = 0;
@@ -203,18 +437,18 @@ function tokenize(raw: string, stemChars: number, visit: (key: string, kind: Kin
     } else if (m[2]) {
       const run = m[2].toLowerCase();
       const kind = inCode ? FACT : PLAIN;
-      if (run.length === 1) visit(run, kind);
-      for (let i = 0; i + 1 < run.length; i++) visit(run.slice(i, i + 2), kind);
+      if (run.length === 1) visit(hash(run), kind);
+      for (let i = 0; i + 1 < run.length; i++) visit(hash(run.slice(i, i + 2)), kind);
     } else if (m[3]) {
-      visit(m[3], PICTOGRAPH);
+      visit(hash(m[3]), PICTOGRAPH);
     } else {
       const w = m[4];
       const lw = w.toLowerCase();
       if (inCode || SPECIFIC_CHARS.test(w) || CAMEL.test(w)) {
-        visit(lw.length > MAX_KEY ? lw.slice(0, MAX_KEY) : lw, FACT); // a base64 blob must not bloat memory
+        visit(hash(lw), FACT);
       } else {
         if (SOCIAL_WORD.test(lw)) socialHits++;
-        visit(lw.length > stemChars ? lw.slice(0, stemChars) : lw, PLAIN);
+        visit(hash(lw.length > stemChars ? lw.slice(0, stemChars) : lw), PLAIN);
       }
     }
   }
@@ -238,12 +472,16 @@ export function createLoopDetector(options: Partial<LoopDetectorOptions> = {}, f
   const o: LoopDetectorOptions = { ...LOOP_DEFAULTS, ...options };
   // Bounded memory of what was said, in two generations: a token is known while it sits in
   // either; when the young one fills up it becomes the old one. O(1), no per-token deletes.
-  let young = new Set<string>(from?.young);
-  let old = new Set<string>(from?.old);
-  let recent: Judged[] = from?.recent ?? [];
+  let young = new Set<number>();
+  let old = new Set<number>();
+  let recent: Judged[] = [];
+  // Counters: the last integer seen after each word ("poll 7"), to tell a tick from a new value.
+  let slots = new Map<number, number>();
+  let messages = 0;
+  let factMessages = 0;
 
-  const known = (key: string) => young.has(key) || old.has(key);
-  const remember = (key: string) => {
+  const known = (key: number) => young.has(key) || old.has(key);
+  const remember = (key: number) => {
     if (young.has(key)) return;
     young.add(key);
     if (young.size >= o.memoryTokens / 2) {
@@ -257,17 +495,39 @@ export function createLoopDetector(options: Partial<LoopDetectorOptions> = {}, f
     let newWords = 0;
     let counted = 0;
     let pictographs = 0;
-    const here = new Set<string>();
-    const socialHits = tokenize(scanText(text, o.maxScanChars), o.stemChars, (key, kind) => {
-      if (here.has(key)) return;
-      here.add(key);
-      if (kind === PICTOGRAPH) return void pictographs++; // reactions carry no facts, new or not
-      counted++;
-      if (known(key)) return;
-      if (kind === FACT) newFacts++;
-      else newWords++;
-    });
+    const here = new Set<number>();
+    const later: number[] = [];
+    const socialHits = tokenize(
+      scanText(text, o.maxScanChars),
+      o.stemChars,
+      (key, kind) => {
+        if (here.has(key)) return;
+        here.add(key);
+        if (kind === PICTOGRAPH) return void pictographs++; // reactions carry no facts, new or not
+        counted++;
+        if (known(key)) return;
+        if (kind === FACT) newFacts++;
+        else newWords++;
+      },
+      (n) => {
+        later.push(...n.remember);
+        if (n.slot) {
+          const last = slots.get(n.slot);
+          if (slots.size > 256) slots = new Map();
+          slots.set(n.slot, n.value);
+          if (last !== undefined && n.value - last >= 1 && n.value - last <= 3) return; // a counter ticking
+        }
+        if (n.noise) return;
+        const key = n.check[0] ?? n.checkAll[0];
+        if (key === undefined || here.has(key)) return;
+        here.add(key);
+        counted++;
+        if (n.check.some(known) || (n.checkAll.length > 0 && n.checkAll.every(known))) return;
+        newFacts++;
+      },
+    );
     for (const k of here) remember(k);
+    for (const k of later) remember(k);
     const newShare = counted ? (newFacts + newWords) / counted : 0;
     const social = newFacts === 0 && socialHits > 0;
     const words = newWords - (social ? o.socialDiscount * socialHits : 0);
@@ -278,6 +538,9 @@ export function createLoopDetector(options: Partial<LoopDetectorOptions> = {}, f
     const answering = last && last.sender !== sender ? last.ask : null;
     let score: number;
     const exclaims = EXCLAIM.test(text);
+    // How much this conversation speaks in facts: after a fact-dense start, a fact-free message
+    // must bring many new words to count as news (praise, paraphrase and farewells in any language).
+    const factRate = messages ? factMessages / messages : 0;
     if (newShare < o.minNewShare && newFacts < o.recapFacts) score = 1;
     else if (newFacts > 0 || ask === 'new') score = 0;
     // A poll's answer is either "no change" (all formula words) or progress: `pollNewsWords` new words make it news.
@@ -286,11 +549,13 @@ export function createLoopDetector(options: Partial<LoopDetectorOptions> = {}, f
       // A short plain statement or answer is news when most of its words are new ("Europe only,
       // it seems."); formula words (thanks, still, any update…) do not count as new. A question
       // that repeats, or an exclamation, must bring up to `richWords` new words instead.
-      const lenient = answering === 'new' || (!isQuestion && !exclaims && !social && pictographs === 0);
+      const lenient = answering === 'new' || (!isQuestion && !exclaims && !social && pictographs === 0 && factRate < o.factRate);
       const rich = lenient ? Math.min(o.richWords, Math.max(1, Math.ceil(counted * o.shortNewShare))) : o.richWords;
       const empty = (rich * o.emptyWords) / o.richWords;
       score = Math.min(1, Math.max(0, (rich - words) / (rich - empty)));
     }
+    messages++;
+    if (newFacts > 0) factMessages++;
     return { sender, tokens: counted, newFacts, newWords, newShare, social, score, windowSum: 0, emoji: counted === 0, ask };
   };
 
