@@ -106,6 +106,14 @@ export interface LoopDetectorOptions {
   socialDiscount: number;
   /** A conversation where at least this share of messages brought new facts treats fact-free ones strictly. */
   factRate: number;
+  /** The least score of a fact-free message in a conversation that speaks in facts. */
+  dryScore: number;
+  /** This many messages with news in the window mean the work is still moving. */
+  movingNews: number;
+  /** A message with this many new facts is news … */
+  factNews: number;
+  /** … and one with fewer (but some) scores this. */
+  oneFactScore: number;
   /** Texts longer than this are sampled (keeps 100 KB messages cheap). */
   maxScanChars: number;
   /** Optional per-message trace for tuning (the eval tool prints it). */
@@ -113,8 +121,8 @@ export interface LoopDetectorOptions {
 }
 
 export const LOOP_DEFAULTS: Readonly<LoopDetectorOptions> = {
-  window: 5,
-  threshold: 3.5,
+  window: 6,
+  threshold: 4,
   memoryTokens: 4096,
   stemChars: 6,
   minNewShare: 0.25,
@@ -125,7 +133,11 @@ export const LOOP_DEFAULTS: Readonly<LoopDetectorOptions> = {
   newQuestionShare: 0.4,
   pollNewsWords: 2,
   socialDiscount: 2,
-  factRate: 0.5,
+  factRate: 0.3,
+  movingNews: 2,
+  dryScore: 0.7,
+  factNews: 1,
+  oneFactScore: 0,
   maxScanChars: 16 * 1024,
 };
 
@@ -144,7 +156,7 @@ const CAMEL = /\p{Ll}\p{Lu}/u;
 const NUM = String.raw`\d{1,3}(?:[,'’\u00a0\u202f]\d{3})+(?:\.\d+)?|\d+(?:[.,]\d+)?`;
 // Units, longest first within a family; the value is scaled to a common base (seconds, bytes, 1).
 const RATIO_UNITS = String.raw`%|percent|per\s?cent|pct|por\s?cento|por\s?ciento|pour\s?cent|prozent|procent|процент[а-я]*|yüzde|퍼센트|phần\s?trăm|प्रतिशत|pp`;
-const TIME_UNITS = String.raw`ms|µs|μs|us|ns|sec|secs|seconds?|s|segundos?|sekund[a-z]*|секунд[а-я]*|saniye|초|giây|秒`;
+const TIME_UNITS = String.raw`milliseconds?|millisekunden|milisegundos?|миллисекунд[а-я]*|ms|µs|μs|us|ns|sec|secs|seconds?|s|segundos?|sekund[a-z]*|секунд[а-я]*|saniye|초|giây|秒`;
 const ELAPSED_UNITS = String.raw`min|mins|minutes?|minutos?|minuten|minuti|minut[a-z]*|минут[а-я]*|мин|dakika|phút|분|分钟?|मिनट|m|h|hrs?|hours?|horas?|stunden?|ore|godzin[a-z]*|час[а-я]*|saat|giờ|시간|時間|घंटे|d|days?|días?|dias?|tage?n?|дн[а-я]*|gün|ngày|일|天`;
 const SCALE_UNITS = String.raw`k|K|thousand|mil|M|mio|million|millions|milliones|millones|milhões|milioni|mln|млн|B|bn|billion|mrd|KB|kB|KiB|MB|MiB|Mi|GB|GiB|Gi|G|TB|TiB|Ti|T|МБ|ГБ|КБ|x|×`;
 const UNIT = `${RATIO_UNITS}|${ELAPSED_UNITS}|${TIME_UNITS}|${SCALE_UNITS}`;
@@ -165,6 +177,11 @@ function unitScale(unit: string | undefined): number[] {
   const u = unit.replace(/\s/g, '');
   switch (u) {
     case 'ms':
+    case 'millisecond':
+    case 'milliseconds':
+    case 'millisekunden':
+    case 'milisegundo':
+    case 'milisegundos':
       return [1e-3];
     case 'µs':
     case 'μs':
@@ -205,6 +222,7 @@ function unitScale(unit: string | undefined): number[] {
     case 'mrd':
       return [1e9];
   }
+  if (u.startsWith('миллисекунд')) return [1e-3];
   if (/^(?:mio|mln|млн|million|millions|milliones|millones|milhões|milioni)$/u.test(u)) return [1e6];
   if (ELAPSED_UNIT.test(u)) return /^(?:m|min|mins|minut|minuto|минут|мин|dakika|phút|분|分|मिनट)/u.test(u) ? [60] : /^(?:d|day|dí|dia|tag|дн|gün|ngày|일|天)/u.test(u) ? [86400] : [3600];
   return [1];
@@ -234,7 +252,8 @@ function wordsToDigits(text: string): string {
   return text.replace(NUMBER_WORDS, (phrase: string, part: string | undefined) => {
     const words = phrase.toLowerCase().split(/[\s-]+/).filter((w) => w !== 'and');
     if (part) words.pop();
-    if (!part && words.length === 1 && (words[0] === 'a' || words[0] === 'one' || words[0] === 'point')) return phrase; // "a fix", "one more"
+    // "a fix", "one more", "a million thanks" after digits ("2.4 million") stay as they are
+    if (!part && (!words.some((w) => w in SMALL) || (words.length === 1 && words[0] === 'one'))) return phrase;
     let total = 0;
     let group = 0;
     let decimals = '';
@@ -252,7 +271,7 @@ function wordsToDigits(text: string): string {
       } else group += SMALL[w] ?? 0;
     });
     const value = `${total + group}${decimals ? `.${decimals}` : ''}`;
-    return part ? ` ${value}/${PARTS[part.toLowerCase()]} ` : ` ${value}${scale} `;
+    return part ? ` ${value}/${PARTS[part.toLowerCase()]}` : ` ${value}${scale}`;
   });
 }
 
@@ -392,6 +411,7 @@ function readNumber(m: RegExpExecArray | string[], text: string, offset: number)
     return seen;
   }
   const level = levelOf(a.sig);
+  if (!isRatio) rememberValue(seen.remember, a.v, false); // "340" is the "340ms" said before
   for (const s of scales) {
     const v = a.v * s;
     seen.check.push(valueKey(isRatio ? a.v : v, level));
@@ -510,6 +530,7 @@ export function createLoopDetector(options: Partial<LoopDetectorOptions> = {}, f
         else newWords++;
       },
       (n) => {
+        if (process.env.DBG) console.log('NUM', JSON.stringify(n).slice(0, 200));
         later.push(...n.remember);
         if (n.slot) {
           const last = slots.get(n.slot);
@@ -542,7 +563,8 @@ export function createLoopDetector(options: Partial<LoopDetectorOptions> = {}, f
     // must bring many new words to count as news (praise, paraphrase and farewells in any language).
     const factRate = messages ? factMessages / messages : 0;
     if (newShare < o.minNewShare && newFacts < o.recapFacts) score = 1;
-    else if (newFacts > 0 || ask === 'new') score = 0;
+    else if (newFacts >= o.factNews || ask === 'new') score = 0;
+    else if (newFacts > 0) score = o.oneFactScore;
     // A poll's answer is either "no change" (all formula words) or progress: `pollNewsWords` new words make it news.
     else if (answering === 'stale' && !isQuestion && !exclaims && words >= o.pollNewsWords) score = 0;
     else {
@@ -553,6 +575,8 @@ export function createLoopDetector(options: Partial<LoopDetectorOptions> = {}, f
       const rich = lenient ? Math.min(o.richWords, Math.max(1, Math.ceil(counted * o.shortNewShare))) : o.richWords;
       const empty = (rich * o.emptyWords) / o.richWords;
       score = Math.min(1, Math.max(0, (rich - words) / (rich - empty)));
+      // Fact-free talk in a conversation that speaks in facts: words alone do not make it news.
+      if (factRate >= o.factRate) score = Math.max(score, o.dryScore);
     }
     messages++;
     if (newFacts > 0) factMessages++;
@@ -568,7 +592,7 @@ export function createLoopDetector(options: Partial<LoopDetectorOptions> = {}, f
       o.trace?.({ ...s });
       const bothSides = recent.some((r) => r.sender !== sender);
       // One message with a new fact in the window means the work is still moving.
-      const moving = recent.some((r) => r.score === 0);
+      const moving = recent.filter((r) => r.score === 0).length >= o.movingNews;
       if (recent.length < o.window || s.windowSum < o.threshold || !bothSides || moving) return null;
       return { reason: describe(recent) };
     },
