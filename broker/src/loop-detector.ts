@@ -92,6 +92,8 @@ export interface LoopDetectorOptions {
   minNewShare: number;
   /** … unless it brings at least this many new facts (a revised recap with new numbers is news). */
   recapFacts: number;
+  /** A message with a new fact counts as a re-post only from this many tokens on (a short status line with one new count is news). */
+  recapTokens: number;
   /** Without a new fact, a message with at most this many new plain words scores 1 (empty) … */
   emptyWords: number;
   /** … and one with at least this many scores 0; in between the score falls linearly. */
@@ -112,7 +114,12 @@ export interface LoopDetectorOptions {
   movingNews: number;
   /** A message with this many new facts is news … */
   factNews: number;
-  /** … and one with fewer (but some) scores this. */
+  /** … so is one with fewer whose share of new tokens reaches this; */
+  factShare: number;
+  /** … or one with at most this many known tokens besides (a terse "2023-03: 51,330,806 ✓"); */
+  terseOld: number;
+  /** … any other with some new fact scores this. */
+  slotChange: boolean;
   oneFactScore: number;
   /** Texts longer than this are sampled (keeps 100 KB messages cheap). */
   maxScanChars: number;
@@ -127,6 +134,7 @@ export const LOOP_DEFAULTS: Readonly<LoopDetectorOptions> = {
   stemChars: 6,
   minNewShare: 0.25,
   recapFacts: 3,
+  recapTokens: 12,
   emptyWords: 2,
   richWords: 10,
   shortNewShare: 0.6,
@@ -136,8 +144,11 @@ export const LOOP_DEFAULTS: Readonly<LoopDetectorOptions> = {
   factRate: 0.3,
   movingNews: 2,
   dryScore: 0.7,
-  factNews: 1,
-  oneFactScore: 0,
+  factNews: 2,
+  factShare: 0.5,
+  terseOld: 3,
+  slotChange: false,
+  oneFactScore: 0.3,
   maxScanChars: 16 * 1024,
 };
 
@@ -360,6 +371,8 @@ interface NumberSeen {
   /** Integer value and the hash of the word before it, for counters that tick ("poll 7", "check #8"). */
   slot: number;
   value: number;
+  /** A bare integer: may be a counter. */
+  counter: boolean;
 }
 
 const LEVELS = [2, 3, 4, 6];
@@ -369,14 +382,15 @@ const levelOf = (sig: number) => LEVELS.find((l) => l >= Math.min(6, Math.max(2,
 /** Hashes under which a value is remembered: every precision, and for shares also the other forms. */
 function rememberValue(out: number[], v: number, ratio: boolean) {
   if (!Number.isFinite(v)) return;
-  const forms = ratio ? [v, v * 100, 1 - v, (1 - v) * 100] : [v];
+  const forms = ratio ? [v, v * 100] : [v];
   for (const f of forms) for (const l of LEVELS) out.push(valueKey(Math.round(f * 1e9) / 1e9, l));
 }
 
-const SLOT_WORD = /([\p{L}#№]+)[^\p{L}\p{N}\n]{0,3}$/u;
+// The label a number belongs to: the token just before it ("poll 7", "sa-east-1 91%", "p99 41ms").
+const SLOT_WORD = /([\p{L}\p{N}_#№][\p{L}\p{N}_.\-#№]*)[^\p{L}\p{N}\n]{0,4}$/u;
 
 function readNumber(m: RegExpExecArray | string[], text: string, offset: number): NumberSeen {
-  const seen: NumberSeen = { check: [], checkAll: [], remember: [], noise: false, slot: 0, value: NaN };
+  const seen: NumberSeen = { check: [], checkAll: [], remember: [], noise: false, slot: 0, value: NaN, counter: false };
   if (m[1]) {
     seen.noise = true;
     return seen;
@@ -400,7 +414,8 @@ function readNumber(m: RegExpExecArray | string[], text: string, offset: number)
     const av = a.v * scales[0];
     const bv = b.v * sb[0];
     const level = Math.min(3, levelOf(Math.max(a.sig, b.sig)));
-    if (bv !== 0) {
+    // A share is its own fact, except all or nothing ("30/30 pods" is a count, not a share).
+    if (bv !== 0 && av !== 0 && av !== bv) {
       seen.check.push(valueKey(av / bv, level), valueKey((av / bv) * 100, level));
       rememberValue(seen.remember, av / bv, true);
     }
@@ -417,12 +432,11 @@ function readNumber(m: RegExpExecArray | string[], text: string, offset: number)
     seen.check.push(valueKey(isRatio ? a.v : v, level));
     rememberValue(seen.remember, isRatio ? a.v / 100 : v, isRatio);
   }
-  if (!ua && Number.isInteger(a.v)) {
-    const w = SLOT_WORD.exec(text.slice(Math.max(0, offset - 24), offset));
-    if (w) {
-      seen.slot = hash(w[1].toLowerCase());
-      seen.value = a.v;
-    }
+  const w = SLOT_WORD.exec(text.slice(Math.max(0, offset - 32), offset));
+  if (w) {
+    seen.slot = hash(w[1].toLowerCase());
+    seen.value = a.v * scales[0];
+    seen.counter = !ua && Number.isInteger(a.v);
   }
   return seen;
 }
@@ -530,20 +544,22 @@ export function createLoopDetector(options: Partial<LoopDetectorOptions> = {}, f
         else newWords++;
       },
       (n) => {
-        if (process.env.DBG) console.log('NUM', JSON.stringify(n).slice(0, 200));
         later.push(...n.remember);
-        if (n.slot) {
-          const last = slots.get(n.slot);
-          if (slots.size > 256) slots = new Map();
-          slots.set(n.slot, n.value);
-          if (last !== undefined && n.value - last >= 1 && n.value - last <= 3) return; // a counter ticking
-        }
         if (n.noise) return;
+        let last: number | undefined;
+        if (n.slot) {
+          last = slots.get(n.slot);
+          if (slots.size > 256) slots = new Map(); // bounded; losing it only forgets old labels
+          slots.set(n.slot, n.value);
+          if (n.counter && last !== undefined && n.value - last >= 1 && n.value - last <= 3) return; // a counter ticking
+        }
         const key = n.check[0] ?? n.checkAll[0];
         if (key === undefined || here.has(key)) return;
         here.add(key);
         counted++;
-        if (n.check.some(known) || (n.checkAll.length > 0 && n.checkAll.every(known))) return;
+        // New when the value is new to the conversation, or when the thing it measures changed ("sa-east-1 48%" → "91%").
+        const changed = o.slotChange && last !== undefined && last !== n.value;
+        if (!changed && (n.check.some(known) || (n.checkAll.length > 0 && n.checkAll.every(known)))) return;
         newFacts++;
       },
     );
@@ -562,8 +578,8 @@ export function createLoopDetector(options: Partial<LoopDetectorOptions> = {}, f
     // How much this conversation speaks in facts: after a fact-dense start, a fact-free message
     // must bring many new words to count as news (praise, paraphrase and farewells in any language).
     const factRate = messages ? factMessages / messages : 0;
-    if (newShare < o.minNewShare && newFacts < o.recapFacts) score = 1;
-    else if (newFacts >= o.factNews || ask === 'new') score = 0;
+    if (newShare < o.minNewShare && newFacts < o.recapFacts && (newFacts === 0 || counted >= o.recapTokens)) score = 1;
+    else if (newFacts >= o.factNews || (newFacts > 0 && (newShare >= o.factShare || counted - newFacts - newWords <= o.terseOld)) || ask === 'new') score = 0;
     else if (newFacts > 0) score = o.oneFactScore;
     // A poll's answer is either "no change" (all formula words) or progress: `pollNewsWords` new words make it news.
     else if (answering === 'stale' && !isQuestion && !exclaims && words >= o.pollNewsWords) score = 0;
