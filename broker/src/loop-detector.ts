@@ -100,16 +100,19 @@ export interface LoopDetectorOptions {
   richWords: number;
   /** In a short plain answer or statement, this share of its tokens being new words makes it news. */
   shortNewShare: number;
-  /** An answer to a repeated question ("Any update?") with this many new non-formula words reports progress. */
+  /** An answer to a repeated question ("Any update?") with this many new non-formula words reports progress (one in a conversation in words). */
   pollNewsWords: number;
   /** A question whose share of new (non-formula) words reaches this asks something new. */
   newQuestionShare: number;
+  /** … in a conversation that speaks in facts, a fact-free question needs this share. */
+  factualQuestionShare: number;
   /** Each social-formula word (thanks, bye, confirmed …) cancels this many new plain words. */
   socialDiscount: number;
   /** A conversation where at least this share of messages brought new facts treats fact-free ones strictly. */
   factRate: number;
   /** The least score of a fact-free message in a conversation that speaks in facts. */
   dryScore: number;
+  dryAll: boolean;
   /** This many messages with news in the window mean the work is still moving. */
   movingNews: number;
   /** A message with this many new facts is news … */
@@ -139,11 +142,13 @@ export const LOOP_DEFAULTS: Readonly<LoopDetectorOptions> = {
   richWords: 10,
   shortNewShare: 0.6,
   newQuestionShare: 0.4,
+  factualQuestionShare: 0.6,
   pollNewsWords: 2,
   socialDiscount: 2,
   factRate: 0.3,
   movingNews: 2,
   dryScore: 0.7,
+  dryAll: false,
   factNews: 2,
   factShare: 0.5,
   terseOld: 3,
@@ -299,7 +304,7 @@ const SOCIAL_STEMS = [
   'night', 'weekend', 'teamwork', 'happy', 'hope', 'absolutely', 'definitely',
   'obliged', 'friend', 'mate', 'lovely', 'wonderful', 'fantastic', 'brilliant', 'excellent', 'superb', 'amazing', 'kind',
   'collaborat', 'evening', 'morning', 'soon', 'later', 'talk', 'luck', 'cheer', 'bravo', 'kudos', 'grateful', 'gratitude',
-  'sounds', 'good', 'same',
+  'sounds', 'good',
   // status-poll formulae: asking for news and saying there is none
   'still', 'yet', 'nothing', 'anything', 'update', 'news', 'progress', 'change', 'pending', 'waiting', 'ready', 'again',
   'status', 'running', 'continu', 'unchanged',
@@ -422,7 +427,6 @@ function readNumber(m: RegExpExecArray | string[], text: string, offset: number)
     seen.checkAll.push(valueKey(av, levelOf(a.sig)), valueKey(bv, levelOf(b.sig)));
     rememberValue(seen.remember, av, false);
     rememberValue(seen.remember, bv, false);
-    rememberValue(seen.remember, bv - av, false);
     return seen;
   }
   const level = levelOf(a.sig);
@@ -524,6 +528,16 @@ export function createLoopDetector(options: Partial<LoopDetectorOptions> = {}, f
     }
   };
 
+  /**
+   * A fraction is known when both sides were said, or when its share was said in another form
+   * ("41%" then "492/1200"), unless a new count moves against a known total ("120/480" after "60/480").
+   */
+  const isKnown = (n: NumberSeen) => {
+    if (!n.checkAll.length) return n.check.some(known);
+    const [a, b] = n.checkAll.map(known);
+    return (a && b) || (n.check.some(known) && !(b && !a));
+  };
+
   const judge = (sender: 0 | 1, text: string): Judged => {
     let newFacts = 0;
     let newWords = 0;
@@ -559,7 +573,7 @@ export function createLoopDetector(options: Partial<LoopDetectorOptions> = {}, f
         counted++;
         // New when the value is new to the conversation, or when the thing it measures changed ("sa-east-1 48%" → "91%").
         const changed = o.slotChange && last !== undefined && last !== n.value;
-        if (!changed && (n.check.some(known) || (n.checkAll.length > 0 && n.checkAll.every(known)))) return;
+        if (!changed && isKnown(n)) return;
         newFacts++;
       },
     );
@@ -570,19 +584,20 @@ export function createLoopDetector(options: Partial<LoopDetectorOptions> = {}, f
     const words = newWords - (social ? o.socialDiscount * socialHits : 0);
     // Questions steer the work: a new one ("Which region?") moves it, a repeated one ("Any update?") does not.
     const isQuestion = QUESTION.test(text);
-    const ask = !isQuestion ? null : newFacts > 0 || (words >= 1 && words / counted >= o.newQuestionShare) ? 'new' : 'stale';
+    // How much this conversation speaks in facts: after a fact-dense start, a fact-free message
+    // must bring many new words to count as news (praise, paraphrase and farewells in any language).
+    const factRate = messages ? factMessages / messages : 0;
+    const questionShare = factRate >= o.factRate ? o.factualQuestionShare : o.newQuestionShare;
+    const ask = !isQuestion ? null : newFacts > 0 || (words >= 1 && words / counted >= questionShare) ? 'new' : 'stale';
     const last = recent[recent.length - 1];
     const answering = last && last.sender !== sender ? last.ask : null;
     let score: number;
     const exclaims = EXCLAIM.test(text);
-    // How much this conversation speaks in facts: after a fact-dense start, a fact-free message
-    // must bring many new words to count as news (praise, paraphrase and farewells in any language).
-    const factRate = messages ? factMessages / messages : 0;
-    if (newShare < o.minNewShare && newFacts < o.recapFacts && (newFacts === 0 || counted >= o.recapTokens)) score = 1;
+    if (newShare < o.minNewShare && newFacts < o.recapFacts && counted >= o.recapTokens) score = 1;
     else if (newFacts >= o.factNews || (newFacts > 0 && (newShare >= o.factShare || counted - newFacts - newWords <= o.terseOld)) || ask === 'new') score = 0;
     else if (newFacts > 0) score = o.oneFactScore;
     // A poll's answer is either "no change" (all formula words) or progress: `pollNewsWords` new words make it news.
-    else if (answering === 'stale' && !isQuestion && !exclaims && words >= o.pollNewsWords) score = 0;
+    else if (answering === 'stale' && !isQuestion && !exclaims && words >= (factRate >= o.factRate ? o.pollNewsWords : 1)) score = 0;
     else {
       // A short plain statement or answer is news when most of its words are new ("Europe only,
       // it seems."); formula words (thanks, still, any update…) do not count as new. A question
@@ -591,9 +606,9 @@ export function createLoopDetector(options: Partial<LoopDetectorOptions> = {}, f
       const rich = lenient ? Math.min(o.richWords, Math.max(1, Math.ceil(counted * o.shortNewShare))) : o.richWords;
       const empty = (rich * o.emptyWords) / o.richWords;
       score = Math.min(1, Math.max(0, (rich - words) / (rich - empty)));
-      // Fact-free talk in a conversation that speaks in facts: words alone do not make it news.
-      if (factRate >= o.factRate) score = Math.max(score, o.dryScore);
     }
+    // Fact-free talk in a conversation that speaks in facts: words alone do not make it news.
+    if (newFacts === 0 && factRate >= o.factRate && (o.dryAll || !(ask === 'new' || (answering === 'stale' && !isQuestion)))) score = Math.max(score, o.dryScore);
     messages++;
     if (newFacts > 0) factMessages++;
     return { sender, tokens: counted, newFacts, newWords, newShare, social, score, windowSum: 0, emoji: counted === 0, ask };
