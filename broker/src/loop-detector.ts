@@ -113,6 +113,8 @@ export interface LoopDetectorOptions {
   /** The least score of a fact-free message in a conversation that speaks in facts. */
   dryScore: number;
   dryAll: boolean;
+  /** Each side must have sent this many empty-ish messages (score ≥ 0.5) in the window. */
+  idlePerSide: number;
   /** This many messages with news in the window mean the work is still moving. */
   movingNews: number;
   /** A message with this many new facts is news … */
@@ -124,6 +126,8 @@ export interface LoopDetectorOptions {
   /** … any other with some new fact scores this. */
   slotChange: boolean;
   oneFactScore: number;
+  /** Use the formula word lists (thanks, bye, any update… in some languages). Off, the detector knows no language. */
+  formulas: boolean;
   /** Texts longer than this are sampled (keeps 100 KB messages cheap). */
   maxScanChars: number;
   /** Optional per-message trace for tuning (the eval tool prints it). */
@@ -147,6 +151,7 @@ export const LOOP_DEFAULTS: Readonly<LoopDetectorOptions> = {
   socialDiscount: 2,
   factRate: 0.3,
   movingNews: 2,
+  idlePerSide: 2,
   dryScore: 0.7,
   dryAll: false,
   factNews: 2,
@@ -154,6 +159,7 @@ export const LOOP_DEFAULTS: Readonly<LoopDetectorOptions> = {
   terseOld: 3,
   slotChange: false,
   oneFactScore: 0.3,
+  formulas: true,
   maxScanChars: 16 * 1024,
 };
 
@@ -163,6 +169,7 @@ const WORD = `[\\p{L}\\p{N}\\p{M}_]+(?:[.,:/\\-_'’@#=][\\p{L}\\p{N}\\p{M}_]+)*
 const TOKEN = new RegExp(`(\`)|([${UNSPACED}]+)|(\\p{Extended_Pictographic})|(${WORD})`, 'gu');
 const SPECIFIC_CHARS = /[\p{N}_./:@#=\\]/u;
 const CAMEL = /\p{Ll}\p{Lu}/u;
+const VERSION = /^v\d+(?:\.\d+)+$/;
 
 // ---------------------------------------------------------------------------------------------
 // Numbers are judged by value, not by spelling: "41%", "41 percent", "0.41" and "492/1200" are one
@@ -378,6 +385,8 @@ interface NumberSeen {
   value: number;
   /** A bare integer: may be a counter. */
   counter: boolean;
+  /** A single digit ("3", "#5", "6x"): as much news as a word, not a fact. */
+  small: boolean;
 }
 
 const LEVELS = [2, 3, 4, 6];
@@ -395,7 +404,7 @@ function rememberValue(out: number[], v: number, ratio: boolean) {
 const SLOT_WORD = /([\p{L}\p{N}_#№][\p{L}\p{N}_.\-#№]*)[^\p{L}\p{N}\n]{0,4}$/u;
 
 function readNumber(m: RegExpExecArray | string[], text: string, offset: number): NumberSeen {
-  const seen: NumberSeen = { check: [], checkAll: [], remember: [], noise: false, slot: 0, value: NaN, counter: false };
+  const seen: NumberSeen = { check: [], checkAll: [], remember: [], noise: false, slot: 0, value: NaN, counter: false, small: false };
   if (m[1]) {
     seen.noise = true;
     return seen;
@@ -430,6 +439,7 @@ function readNumber(m: RegExpExecArray | string[], text: string, offset: number)
     return seen;
   }
   const level = levelOf(a.sig);
+  seen.small = a.v < 10 && Number.isInteger(a.v) && (!ua || ua === 'x' || ua === '×');
   if (!isRatio) rememberValue(seen.remember, a.v, false); // "340" is the "340ms" said before
   for (const s of scales) {
     const v = a.v * s;
@@ -452,6 +462,7 @@ function readNumber(m: RegExpExecArray | string[], text: string, offset: number)
 function tokenize(
   raw: string,
   stemChars: number,
+  formulas: boolean,
   visit: (key: number, kind: Kind) => void,
   number: (n: NumberSeen) => void,
 ): number {
@@ -483,14 +494,14 @@ function tokenize(
       const w = m[4];
       const lw = w.toLowerCase();
       if (inCode || SPECIFIC_CHARS.test(w) || CAMEL.test(w)) {
-        visit(hash(lw), FACT);
+        visit(hash(VERSION.test(lw) ? lw.slice(1) : lw), FACT); // "v0.9.3" is "0.9.3"
       } else {
-        if (SOCIAL_WORD.test(lw)) socialHits++;
+        if (formulas && SOCIAL_WORD.test(lw)) socialHits++;
         visit(hash(lw.length > stemChars ? lw.slice(0, stemChars) : lw), PLAIN);
       }
     }
   }
-  if (!ascii) {
+  if (formulas && !ascii) {
     const lower = text.toLowerCase();
     for (const s of SOCIAL_CJK) if (lower.includes(s)) socialHits++;
   }
@@ -548,6 +559,7 @@ export function createLoopDetector(options: Partial<LoopDetectorOptions> = {}, f
     const socialHits = tokenize(
       scanText(text, o.maxScanChars),
       o.stemChars,
+      o.formulas,
       (key, kind) => {
         if (here.has(key)) return;
         here.add(key);
@@ -574,7 +586,8 @@ export function createLoopDetector(options: Partial<LoopDetectorOptions> = {}, f
         // New when the value is new to the conversation, or when the thing it measures changed ("sa-east-1 48%" → "91%").
         const changed = o.slotChange && last !== undefined && last !== n.value;
         if (!changed && isKnown(n)) return;
-        newFacts++;
+        if (n.small) newWords++;
+        else newFacts++;
       },
     );
     for (const k of here) remember(k);
@@ -621,7 +634,9 @@ export function createLoopDetector(options: Partial<LoopDetectorOptions> = {}, f
       if (recent.length > o.window) recent.shift();
       s.windowSum = recent.reduce((a, r) => a + r.score, 0);
       o.trace?.({ ...s });
-      const bothSides = recent.some((r) => r.sender !== sender);
+      // Both sides must be idling: one side giving terse orders while the other reports is work.
+      const idle = (side: 0 | 1) => recent.filter((r) => r.sender === side && r.score >= 0.5).length >= o.idlePerSide;
+      const bothSides = idle(0) && idle(1);
       // One message with a new fact in the window means the work is still moving.
       const moving = recent.filter((r) => r.score === 0).length >= o.movingNews;
       if (recent.length < o.window || s.windowSum < o.threshold || !bothSides || moving) return null;
