@@ -169,6 +169,7 @@ const WORD = `[\\p{L}\\p{N}\\p{M}_]+(?:[.,:/\\-_'’@#=][\\p{L}\\p{N}\\p{M}_]+)*
 const TOKEN = new RegExp(`(\`)|([${UNSPACED}]+)|(\\p{Extended_Pictographic})|(${WORD})`, 'gu');
 const SPECIFIC_CHARS = /[\p{N}_./:@#=\\]/u;
 const CAMEL = /\p{Ll}\p{Lu}/u;
+const MAX_KEY = 64;
 const VERSION = /^v\d+(?:\.\d+)+$/;
 
 // ---------------------------------------------------------------------------------------------
@@ -269,10 +270,15 @@ const SMALL: Record<string, number> = {};
 const SCALES: Record<string, number> = { hundred: 100, thousand: 1e3, million: 1e6, billion: 1e9 };
 const PARTS: Record<string, number> = { half: 2, halves: 2, third: 3, thirds: 3, quarter: 4, quarters: 4, fifth: 5, fifths: 5, sixth: 6, sixths: 6, seventh: 7, sevenths: 7, eighth: 8, eighths: 8, tenth: 10, tenths: 10 };
 const NUMBER_WORD = `(?:${[...Object.keys(SMALL), ...Object.keys(SCALES), 'point'].join('|')})`;
-const NUMBER_WORDS = new RegExp(`\\b(?:a|${NUMBER_WORD})(?:[\\s-]+(?:and[\\s-]+)?${NUMBER_WORD})*(?:[\\s-]+(${Object.keys(PARTS).join('|')}))?\\b`, 'gi');
+const PART_WORD = `(?:${Object.keys(PARTS).join('|')})`;
+const NUMBER_WORDS = new RegExp(
+  `\\b(?:(?:a[\\s-]+)?${NUMBER_WORD}(?:[\\s-]+(?:and[\\s-]+)?${NUMBER_WORD})*(?:[\\s-]+(${PART_WORD}))?|a[\\s-]+(${PART_WORD}))\\b`,
+  'gi',
+);
 
 function wordsToDigits(text: string): string {
-  return text.replace(NUMBER_WORDS, (phrase: string, part: string | undefined) => {
+  return text.replace(NUMBER_WORDS, (phrase: string, part1: string | undefined, part2: string | undefined) => {
+    const part = part1 ?? part2;
     const words = phrase.toLowerCase().split(/[\s-]+/).filter((w) => w !== 'and');
     if (part) words.pop();
     // "a fix", "one more", "a million thanks" after digits ("2.4 million") stay as they are
@@ -342,7 +348,8 @@ const ASCII = /^[\x00-\x7f]*$/;
 /** 32-bit FNV-1a: the detector's memory holds these, never words in clear. */
 function hash(s: string): number {
   let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  const n = Math.min(s.length, MAX_KEY); // a base64 blob is judged on its start
+  for (let i = 0; i < n; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
   return h >>> 0;
 }
 
@@ -389,8 +396,22 @@ interface NumberSeen {
   small: boolean;
 }
 
-const LEVELS = [2, 3, 4, 6];
-const valueKey = (v: number, level: number) => hash(`${level}:${v.toPrecision(level)}`);
+const LEVELS = [2, 3, 6];
+const MAX_NUMBERS = 256;
+/** A value rounded to `level` significant digits, as a hash (no strings: this runs for every number). */
+function valueKey(v: number, level: number): number {
+  if (v === 0 || !Number.isFinite(v)) return level;
+  let e = Math.floor(Math.log10(Math.abs(v))) - level + 1;
+  let m = Math.round(v / 10 ** e);
+  if (Math.abs(m) >= 10 ** level) {
+    e++;
+    m = Math.round(v / 10 ** e);
+  }
+  let h = Math.imul(0x9e3779b1, level + 1) ^ (e + 1024);
+  h = Math.imul(h ^ (h >>> 15), 0x85ebca6b) ^ m;
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35) ^ Math.floor(m / 2 ** 32);
+  return (h ^ (h >>> 16)) >>> 0;
+}
 const levelOf = (sig: number) => LEVELS.find((l) => l >= Math.min(6, Math.max(2, sig)))!;
 
 /** Hashes under which a value is remembered: every precision, and for shares also the other forms. */
@@ -400,8 +421,16 @@ function rememberValue(out: number[], v: number, ratio: boolean) {
   for (const f of forms) for (const l of LEVELS) out.push(valueKey(Math.round(f * 1e9) / 1e9, l));
 }
 
-// The label a number belongs to: the token just before it ("poll 7", "sa-east-1 91%", "p99 41ms").
-const SLOT_WORD = /([\p{L}\p{N}_#№][\p{L}\p{N}_.\-#№]*)[^\p{L}\p{N}\n]{0,4}$/u;
+const LABEL_CHAR = /[\p{L}\p{N}_.\-#№]/u;
+
+/** The label a number belongs to: the token just before it ("poll 7", "check #8", "p99 41ms"), if any. */
+function slotBefore(text: string, offset: number): string {
+  let end = offset;
+  while (end > 0 && offset - end < 4 && !LABEL_CHAR.test(text[end - 1]) && text[end - 1] !== '\n') end--;
+  let start = end;
+  while (start > 0 && end - start < 32 && LABEL_CHAR.test(text[start - 1])) start--;
+  return text.slice(start, end);
+}
 
 function readNumber(m: RegExpExecArray | string[], text: string, offset: number): NumberSeen {
   const seen: NumberSeen = { check: [], checkAll: [], remember: [], noise: false, slot: 0, value: NaN, counter: false, small: false };
@@ -440,15 +469,15 @@ function readNumber(m: RegExpExecArray | string[], text: string, offset: number)
   }
   const level = levelOf(a.sig);
   seen.small = a.v < 10 && Number.isInteger(a.v) && (!ua || ua === 'x' || ua === '×');
-  if (!isRatio) rememberValue(seen.remember, a.v, false); // "340" is the "340ms" said before
+  if (!isRatio && scales[0] !== 1) rememberValue(seen.remember, a.v, false); // "340" is the "340ms" said before
   for (const s of scales) {
     const v = a.v * s;
     seen.check.push(valueKey(isRatio ? a.v : v, level));
     rememberValue(seen.remember, isRatio ? a.v / 100 : v, isRatio);
   }
-  const w = SLOT_WORD.exec(text.slice(Math.max(0, offset - 32), offset));
+  const w = slotBefore(text, offset);
   if (w) {
-    seen.slot = hash(w[1].toLowerCase());
+    seen.slot = hash(w.toLowerCase());
     seen.value = a.v * scales[0];
     seen.counter = !ua && Number.isInteger(a.v);
   }
@@ -471,9 +500,10 @@ function tokenize(
   text = stripComments(text);
   if (/[a-z]/i.test(text)) text = wordsToDigits(text);
   if (/\d/.test(text)) {
+    let numbers = 0;
     text = text.replace(NUMBER, (...args: unknown[]) => {
-      const groups = args.slice(0, 7) as string[];
-      number(readNumber(groups, text, args[7] as number));
+      // A table of thousands of numbers is judged on its first ones: bounded cost and memory.
+      if (numbers++ < MAX_NUMBERS) number(readNumber(args as string[], text, args[7] as number));
       return ' ';
     });
   }
