@@ -112,7 +112,6 @@ export interface LoopDetectorOptions {
   factRate: number;
   /** The least score of a fact-free message in a conversation that speaks in facts. */
   dryScore: number;
-  dryAll: boolean;
   /** Each side must have sent this many empty-ish messages (score ≥ 0.5) in the window. */
   idlePerSide: number;
   /** This many messages with news in the window mean the work is still moving. */
@@ -124,7 +123,6 @@ export interface LoopDetectorOptions {
   /** … or one with at most this many known tokens besides (a terse "2023-03: 51,330,806 ✓"); */
   terseOld: number;
   /** … any other with some new fact scores this. */
-  slotChange: boolean;
   oneFactScore: number;
   /** Use the formula word lists (thanks, bye, any update… in some languages). Off, the detector knows no language. */
   formulas: boolean;
@@ -137,7 +135,7 @@ export interface LoopDetectorOptions {
 export const LOOP_DEFAULTS: Readonly<LoopDetectorOptions> = {
   window: 6,
   threshold: 4,
-  memoryTokens: 4096,
+  memoryTokens: 8192,
   stemChars: 6,
   minNewShare: 0.25,
   recapFacts: 3,
@@ -153,11 +151,9 @@ export const LOOP_DEFAULTS: Readonly<LoopDetectorOptions> = {
   movingNews: 2,
   idlePerSide: 2,
   dryScore: 0.7,
-  dryAll: false,
   factNews: 2,
   factShare: 0.5,
   terseOld: 3,
-  slotChange: false,
   oneFactScore: 0.3,
   formulas: true,
   maxScanChars: 16 * 1024,
@@ -344,6 +340,14 @@ const SOCIAL_WORD = new RegExp(`^(?:${SOCIAL_STEMS.map((w) => (w.length <= 4 ? `
 
 
 const ASCII = /^[\x00-\x7f]*$/;
+// Digits of other scripts (Arabic-Indic, Devanagari, Thai, …) read as 0-9, so "٤٧٪" is "47%".
+const DIGITS = /[^\P{Nd}0-9]/gu;
+const DIGIT_ZEROS = [0x660, 0x6f0, 0x7c0, 0x966, 0x9e6, 0xa66, 0xae6, 0xb66, 0xbe6, 0xc66, 0xce6, 0xd66, 0xde6, 0xe50, 0xed0, 0xf20, 0x1040, 0x17e0, 0x1810];
+function asciiDigit(d: string): string {
+  const c = d.codePointAt(0)!;
+  const zero = DIGIT_ZEROS.find((z) => c >= z && c <= z + 9);
+  return zero === undefined ? d : String(c - zero);
+}
 
 /** 32-bit FNV-1a: the detector's memory holds these, never words in clear. */
 function hash(s: string): number {
@@ -496,7 +500,7 @@ function tokenize(
   number: (n: NumberSeen) => void,
 ): number {
   const ascii = ASCII.test(raw);
-  let text = ascii ? raw : raw.normalize('NFKC'); // ASCII is already in NFKC
+  let text = ascii ? raw : raw.normalize('NFKC').replace(DIGITS, asciiDigit); // ASCII is already in NFKC
   text = stripComments(text);
   if (/[a-z]/i.test(text)) text = wordsToDigits(text);
   if (/\d/.test(text)) {
@@ -613,9 +617,7 @@ export function createLoopDetector(options: Partial<LoopDetectorOptions> = {}, f
         if (key === undefined || here.has(key)) return;
         here.add(key);
         counted++;
-        // New when the value is new to the conversation, or when the thing it measures changed ("sa-east-1 48%" → "91%").
-        const changed = o.slotChange && last !== undefined && last !== n.value;
-        if (!changed && isKnown(n)) return;
+        if (isKnown(n)) return;
         if (n.small) newWords++;
         else newFacts++;
       },
@@ -651,7 +653,7 @@ export function createLoopDetector(options: Partial<LoopDetectorOptions> = {}, f
       score = Math.min(1, Math.max(0, (rich - words) / (rich - empty)));
     }
     // Fact-free talk in a conversation that speaks in facts: words alone do not make it news.
-    if (newFacts === 0 && factRate >= o.factRate && (o.dryAll || !(ask === 'new' || (answering === 'stale' && !isQuestion)))) score = Math.max(score, o.dryScore);
+    if (newFacts === 0 && factRate >= o.factRate && ask !== 'new' && !(answering === 'stale' && !isQuestion)) score = Math.max(score, o.dryScore);
     messages++;
     if (newFacts > 0) factMessages++;
     return { sender, tokens: counted, newFacts, newWords, newShare, social, score, windowSum: 0, emoji: counted === 0, ask };
