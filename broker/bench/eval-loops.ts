@@ -148,7 +148,14 @@ const line = (f: Figures) =>
     .join(', ');
 
 /** The transcript's language, guessed from its script or, for Latin script, its commonest short words (code and identifiers left out). */
+const languages = new WeakMap<Transcript, string>();
 export function languageOf(t: Transcript): string {
+  let lang = languages.get(t);
+  if (!lang) languages.set(t, (lang = guessLanguage(t)));
+  return lang;
+}
+
+function guessLanguage(t: Transcript): string {
   const text = t.turns
     .map((x) => x.text)
     .join('\n')
@@ -199,17 +206,18 @@ function merit(outcomes: Outcome[]): number {
 /** For each group: knobs chosen on every other transcript, then the group scored with them. */
 function leaveOut(corpus: Transcript[], groupOf: (t: Transcript) => string | null, heldOptions: Partial<LoopDetectorOptions>): { held: Outcome[]; lines: string[] } {
   const grid = KNOB_GRID.map((knobs) => ({ knobs, alarms: new Map(corpus.map((t) => [t, replayOffline(t, knobs)])) }));
-  const groups = [...new Set(corpus.map(groupOf).filter((g): g is string => g !== null))].sort();
+  const group = new Map(corpus.map((t) => [t, groupOf(t)]));
+  const groups = [...new Set(group.values())].filter((g): g is string => g !== null).sort();
   const held: Outcome[] = [];
   const lines: string[] = [];
   for (const g of groups) {
     let best = grid[0];
     let bestMerit = -Infinity;
     for (const point of grid) {
-      const m = merit(corpus.filter((t) => groupOf(t) !== g).map((t) => ({ t, alarm: point.alarms.get(t)! })));
+      const m = merit(corpus.filter((t) => group.get(t) !== g).map((t) => ({ t, alarm: point.alarms.get(t)! })));
       if (m > bestMerit) [best, bestMerit] = [point, m];
     }
-    const outcomes = corpus.filter((t) => groupOf(t) === g).map((t) => ({ t, alarm: replayOffline(t, { ...best.knobs, ...heldOptions }) }));
+    const outcomes = corpus.filter((t) => group.get(t) === g).map((t) => ({ t, alarm: replayOffline(t, { ...best.knobs, ...heldOptions }) }));
     held.push(...outcomes);
     lines.push(`  ${g.padEnd(34)} ${line(score(outcomes))}   knobs ${JSON.stringify(best.knobs)}`);
   }

@@ -3,47 +3,60 @@
  * detector per room; a non-null result raises the loop alarm (pause, then sever).
  *
  * Privacy: an alarm's `reason` is shown to both agents and may be logged, so it never
- * quotes message text; the detector keeps only normalised tokens of recent messages in memory.
+ * quotes message text. The detector's state holds 32-bit hashes of tokens and of number
+ * values, never words in clear, plus per-message scores; all of it is bounded.
  *
  * ## Algorithm: "does this message add anything the conversation has not already said?"
  *
- * 1. Tokens, language-agnostic. NFKC + lower case; words are runs of letters/digits (with
- *    inner `.,:/-_'@#` kept, so `2,118`, `api.example.com`, `orders-rw` stay one token);
- *    scripts written without spaces (Han, kana, Thai, …) become character bigrams; each
- *    pictograph (emoji) is its own token. Plain words are cut to `stemChars` characters, a
- *    crude stemmer that works in most alphabetic languages ("confirmed" ~ "confirming").
- * 2. Novelty against memory. A bounded two-generation set remembers about the last `memoryTokens` distinct
- *    tokens of the conversation (both sides). A token is *new* if it is not in memory.
- * 3. Score of one message, 0 (news) … 1 (nothing new). *Facts* are tokens with a digit,
- *    inner punctuation, camelCase or inside backticks (numbers, paths, identifiers, code);
- *    pictographs and punctuation are information-free and not counted at all.
- *      - 1 if under `minNewShare` of its tokens are new and it brings fewer than `recapFacts`
- *        new facts: a re-posted recap, the same status table with only its age changed;
- *      - else 0 if it brings a new fact: progress "4/9 … p99 41ms", an answer "0.4s";
- *      - else 0 if it asks a new question (a `?` and at least `newQuestionShare` of its words
- *        new, formula words not counted): "Which region?" moves the work, "Any update?" does not;
- *      - else 0 if it answers a repeated question with at least `pollNewsWords` new non-formula
- *        words: "Any update?" / "Tests green, uploading artifacts." is progress, "Still running." is not;
- *      - else it falls linearly from 1 to 0 as new plain words grow. A short plain statement or
- *        answer needs only `shortNewShare` of its tokens new ("Europe only, it seems." is news);
- *        a repeated question, an exclamation ("Καλή συνέχεια!"), or a message with emoji or
- *        formula words (tone rather than content) must bring `richWords` new
- *        words, and a long message always must: a paragraph of fresh argument is news, the same
- *        praise in other words is not.
- *    Margin rule: in a message without new facts, each formula word (thanks, sorry, bye,
- *    confirmed; any update, still, nothing yet; signing off … in a dozen languages,
- *    `SOCIAL_STEMS`) cancels `socialDiscount` new plain words, so goodbyes and polls with
- *    ever-new wording still count as empty. It never touches a message with a new fact
- *    ("thanks! fixed 9 more in `CartScreen`" stays news).
- * 4. Alarm when, over the last `window` messages, (a) scores sum to at least `threshold`,
- *    (b) none of them scored 0 (one message with news means the work is still moving), and
- *    (c) both sides took part. A single polite closing exchange (two or three messages)
- *    can never fill the window; productive volleys of acks and answers ("ok" / "3/9 done" /
- *    "next") keep resetting it.
+ * 1. Tokens, language-agnostic. NFKC, digits of any script as 0-9, lower case; words are runs
+ *    of letters/digits (inner `.,:/-_'@#=` kept: `api.example.com`, `orders-rw` stay one
+ *    token); scripts written without spaces (Han, kana, Thai, …) become character bigrams;
+ *    each pictograph is its own token. Plain words are cut to `stemChars` characters, a crude
+ *    stemmer for most alphabetic languages. *Facts* are tokens with a digit, inner punctuation,
+ *    camelCase, or inside backticks or code blocks; comments in code blocks are dropped, so a
+ *    re-pasted config whose only changes are comments, whitespace, key order, quoting or case
+ *    brings no new token.
+ * 2. Numbers are facts judged by value, not by spelling. "2,417,332", "2.4 million" and
+ *    "two point four million" are one value (compared at the precision the writer used);
+ *    "47%", "0.47", "47/100", "forty-seven percent" and "188M of 400M" are one share; "340ms"
+ *    is "0.34 s" and "340"; "3G" is "3072M". Clock times, dates and elapsed minutes/hours/days
+ *    are noise (remembered, never news), and so is a bare counter that ticks by 1-3 after the
+ *    same label ("poll 7" after "poll 6"). A fraction is known when both sides were said or its
+ *    share was, unless a new count moves against a known total ("120/480" after "60/480").
+ *    A lone single digit weighs as a word, not a fact.
+ * 3. Novelty against memory. A bounded two-generation set of hashes remembers the last
+ *    `memoryTokens` distinct tokens and values of the conversation (both sides).
+ * 4. Score of one message, 0 (news) … 1 (nothing new):
+ *      - 1 for a long message (`recapTokens`+) with under `minNewShare` new tokens and fewer
+ *        than `recapFacts` new facts: a re-posted recap or table;
+ *      - 0 for `factNews` new facts, or one new fact in a terse message (at most `terseOld`
+ *        known tokens besides) or one that is mostly new (`factShare`): progress "4/9 … 41ms",
+ *        a bisect step "#2197?", an answer "0.4s";
+ *      - `oneFactScore` for one new fact in a mostly known message ("Plan in CI (run 4410):
+ *        No changes."): weak news;
+ *      - 0 for a new question (`newQuestionShare` of its words new) or an answer to a repeated
+ *        one ("Any update?") with `pollNewsWords` new words;
+ *      - otherwise it falls linearly from 1 to 0 as new plain words grow: a short plain
+ *        statement needs most of its words new ("Europe only, it seems."), an exclamation, a
+ *        message with emoji or formula words or a long message needs `richWords`.
+ *    Turn shape relative to the conversation: once at least `factRate` of the messages so far
+ *    brought new facts, the conversation speaks in facts, and a message without a new fact
+ *    scores at least `dryScore` however many new words it has (paraphrases, praise, farewells
+ *    and "after you" in any language); its questions need `factualQuestionShare` new words.
+ *    A conversation in plain words (no facts) is judged by its words instead.
+ *    Margin rule (`formulas`): each formula word (thanks, sorry, bye, confirmed; any update,
+ *    still; signing off … in a dozen languages, `SOCIAL_STEMS`) in a message without new facts
+ *    cancels `socialDiscount` new words. A help for conversations in plain words; it never
+ *    outweighs a new fact, and the core above works without it.
+ * 5. Alarm when, over the last `window` messages, (a) scores sum to at least `threshold`,
+ *    (b) fewer than `movingNews` of them scored 0 (two messages with news mean the work is
+ *    still moving), and (c) each side sent at least `idlePerSide` messages scoring 0.5 or more
+ *    (one side giving terse orders while the other reports is work, not a loop).
  *
- * Cost: one regex pass over the text plus O(tokens) map operations: linear in the message
- * length. Texts longer than `maxScanChars` are sampled in evenly spaced slices so a 100 KB
- * paste costs about as much as a 16 KB one. Memory per room: `memoryTokens` strings of at most 64 characters.
+ * Cost: a few regex passes plus O(tokens) hash and set operations: linear in the message
+ * length. Texts longer than `maxScanChars` are sampled in evenly spaced slices and at most 256
+ * numbers are judged per message, so a 100 KB paste costs about as much as a 16 KB one. Memory
+ * per room: `memoryTokens` 32-bit hashes, 256 counter labels and `window` scores.
  */
 export type Signal = 'OVER' | 'STANDBY' | null;
 
@@ -92,7 +105,7 @@ export interface LoopDetectorOptions {
   minNewShare: number;
   /** … unless it brings at least this many new facts (a revised recap with new numbers is news). */
   recapFacts: number;
-  /** A message with a new fact counts as a re-post only from this many tokens on (a short status line with one new count is news). */
+  /** … and has at least this many tokens (a short status line is judged by the rules below). */
   recapTokens: number;
   /** Without a new fact, a message with at most this many new plain words scores 1 (empty) … */
   emptyWords: number;
