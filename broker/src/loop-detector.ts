@@ -205,8 +205,24 @@ const NUMBER = new RegExp(
 const RATIO_UNIT = new RegExp(`^(?:${RATIO_UNITS})$`, 'u');
 const ELAPSED_UNIT = new RegExp(`^(?:${ELAPSED_UNITS})$`, 'u');
 
-function unitScale(unit: string | undefined): number[] {
-  if (!unit) return [1];
+// Scales per unit (shared arrays: no allocation per number).
+const ONE: readonly number[] = [1];
+const MILLI: readonly number[] = [1e-3];
+const MICRO: readonly number[] = [1e-6];
+const NANO: readonly number[] = [1e-9];
+const KILO: readonly number[] = [1e3];
+const KB: readonly number[] = [1e3, 1024];
+const MB: readonly number[] = [1e6, 2 ** 20];
+const GB: readonly number[] = [1e9, 2 ** 30];
+const TB: readonly number[] = [1e12, 2 ** 40];
+const GIGA: readonly number[] = [1e9];
+const MEGA: readonly number[] = [1e6];
+const MINUTE: readonly number[] = [60];
+const DAY: readonly number[] = [86400];
+const HOUR: readonly number[] = [3600];
+
+function unitScale(unit: string | undefined): readonly number[] {
+  if (!unit) return ONE;
   const u = unit.replace(/\s/g, '');
   switch (u) {
     case 'ms':
@@ -215,60 +231,69 @@ function unitScale(unit: string | undefined): number[] {
     case 'millisekunden':
     case 'milisegundo':
     case 'milisegundos':
-      return [1e-3];
+      return MILLI;
     case 'µs':
     case 'μs':
     case 'us':
-      return [1e-6];
+      return MICRO;
     case 'ns':
-      return [1e-9];
+      return NANO;
     case 'k':
     case 'K':
     case 'thousand':
     case 'mil':
-      return [1e3];
+      return KILO;
     case 'KB':
     case 'kB':
     case 'KiB':
     case 'КБ':
-      return [1e3, 1024];
+      return KB;
     case 'M':
     case 'MB':
     case 'MiB':
     case 'Mi':
     case 'МБ':
-      return [1e6, 2 ** 20];
+      return MB;
     case 'G':
     case 'GB':
     case 'GiB':
     case 'Gi':
     case 'ГБ':
-      return [1e9, 2 ** 30];
+      return GB;
     case 'T':
     case 'TB':
     case 'TiB':
     case 'Ti':
-      return [1e12, 2 ** 40];
+      return TB;
     case 'B':
     case 'bn':
     case 'billion':
     case 'mrd':
-      return [1e9];
+      return GIGA;
   }
-  if (u.startsWith('миллисекунд')) return [1e-3];
-  if (/^(?:mio|mln|млн|million|millions|milliones|millones|milhões|milioni)$/u.test(u)) return [1e6];
-  if (ELAPSED_UNIT.test(u)) return /^(?:m|min|mins|minut|minuto|минут|мин|dakika|phút|분|分|मिनट)/u.test(u) ? [60] : /^(?:d|day|dí|dia|tag|дн|gün|ngày|일|天)/u.test(u) ? [86400] : [3600];
-  return [1];
+  if (u.startsWith('миллисекунд')) return MILLI;
+  if (/^(?:mio|mln|млн|million|millions|milliones|millones|milhões|milioni)$/u.test(u)) return MEGA;
+  if (ELAPSED_UNIT.test(u)) return /^(?:m|min|mins|minut|minuto|минут|мин|dakika|phút|분|分|मिनट)/u.test(u) ? MINUTE : /^(?:d|day|dí|dia|tag|дн|gün|ngày|일|天)/u.test(u) ? DAY : HOUR;
+  return ONE;
 }
 
 function parseNum(s: string): { v: number; sig: number } {
-  let t = s.replace(/[\u00a0\u202f'’]/g, '');
-  // "2,417,332" groups thousands; "41,2" is a decimal comma.
-  t = /^\d{1,3}(?:,\d{3})+(?:\.\d+)?$/.test(t) ? t.replace(/,/g, '') : t.replace(',', '.');
-  const digits = t.replace('.', '').replace(/^0+/, '');
-  const sig = t.includes('.') ? digits.length : digits.replace(/0+$/, '').length;
+  let t = s;
+  if (!PLAIN_DIGITS.test(t)) {
+    t = t.replace(/[\u00a0\u202f'’]/g, '');
+    // "2,417,332" groups thousands; "41,2" is a decimal comma.
+    t = /^\d{1,3}(?:,\d{3})+(?:\.\d+)?$/.test(t) ? t.replace(/,/g, '') : t.replace(',', '.');
+  }
+  // Significant digits: leading zeros never count, trailing zeros of an integer do not either.
+  let first = 0;
+  while (first < t.length && (t[first] === '0' || t[first] === '.')) first++;
+  const dot = t.indexOf('.');
+  let last = t.length;
+  if (dot < 0) while (last > first && t[last - 1] === '0') last--;
+  const sig = last - first - (dot >= first ? 1 : 0);
   return { v: Number(t), sig: Math.max(1, sig) };
 }
+const PLAIN_DIGITS = /^\d+(?:\.\d+)?$/;
 
 // English number words ("forty-seven percent", "two point four million", "a third"), rewritten to digits first.
 const SMALL: Record<string, number> = {};
@@ -367,7 +392,7 @@ function hash(s: string): number {
   let h = 0x811c9dc5;
   const n = Math.min(s.length, MAX_KEY); // a base64 blob is judged on its start
   for (let i = 0; i < n; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
-  return h >>> 0;
+  return h & 0x3fffffff; // 30 bits: a small integer in V8, no heap number per key
 }
 
 /** Sample very long texts in evenly spaced slices so the cost stays bounded. */
@@ -413,44 +438,57 @@ interface NumberSeen {
   small: boolean;
 }
 
-const LEVELS = [2, 3, 6];
 const MAX_NUMBERS = 256;
+const groups: string[] = [];
 /** A value rounded to `level` significant digits, as a hash (no strings: this runs for every number). */
-function valueKey(v: number, level: number): number {
+function valueKey(v: number, level: number, magnitude = Math.floor(Math.log10(Math.abs(v)))): number {
   if (v === 0 || !Number.isFinite(v)) return level;
-  let e = Math.floor(Math.log10(Math.abs(v))) - level + 1;
-  let m = Math.round(v / 10 ** e);
-  if (Math.abs(m) >= 10 ** level) {
-    e++;
-    m = Math.round(v / 10 ** e);
-  }
+  let e = magnitude - level + 1;
+  let m = Math.round(v / pow10(e));
+  if (Math.abs(m) >= POW10[POW0 + level]) m = Math.round(v / pow10(++e));
   let h = Math.imul(0x9e3779b1, level + 1) ^ (e + 1024);
   h = Math.imul(h ^ (h >>> 15), 0x85ebca6b) ^ m;
-  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35) ^ Math.floor(m / 2 ** 32);
-  return (h ^ (h >>> 16)) >>> 0;
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35) ^ Math.floor(m / 4294967296);
+  return (h ^ (h >>> 16)) & 0x3fffffff; // 30 bits: a small integer in V8, no heap number per key
 }
-const levelOf = (sig: number) => LEVELS.find((l) => l >= Math.min(6, Math.max(2, sig)))!;
+const POW0 = 330;
+const POW10 = Float64Array.from({ length: 2 * POW0 + 1 }, (_, i) => Number(`1e${i - POW0}`));
+const pow10 = (e: number) => POW10[POW0 + e] ?? 10 ** e;
+const levelOf = (sig: number) => (sig <= 2 ? 2 : sig === 3 ? 3 : 6);
 
-/** Hashes under which a value is remembered: every precision, and for shares also the other forms. */
+/** Hashes under which a value is remembered: every precision, and for a share also its percent form. */
 function rememberValue(out: number[], v: number, ratio: boolean) {
   if (!Number.isFinite(v)) return;
-  const forms = ratio ? [v, v * 100] : [v];
-  for (const f of forms) for (const l of LEVELS) out.push(valueKey(Math.round(f * 1e9) / 1e9, l));
+  const f = Math.round(v * 1e9) / 1e9;
+  const magnitude = Math.floor(Math.log10(Math.abs(f)));
+  out.push(valueKey(f, 2, magnitude), valueKey(f, 3, magnitude), valueKey(f, 6, magnitude));
+  if (ratio) rememberValue(out, v * 100, false);
 }
 
 const LABEL_CHAR = /[\p{L}\p{N}_.\-#№]/u;
+function isLabelChar(ch: string): boolean {
+  const c = ch.charCodeAt(0);
+  if (c < 128) return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95 || c === 46 || c === 45 || c === 35;
+  return LABEL_CHAR.test(ch);
+}
 
 /** The label a number belongs to: the token just before it ("poll 7", "check #8", "p99 41ms"), if any. */
 function slotBefore(text: string, offset: number): string {
   let end = offset;
-  while (end > 0 && offset - end < 4 && !LABEL_CHAR.test(text[end - 1]) && text[end - 1] !== '\n') end--;
+  while (end > 0 && offset - end < 4 && !isLabelChar(text[end - 1]) && text[end - 1] !== '\n') end--;
   let start = end;
-  while (start > 0 && end - start < 32 && LABEL_CHAR.test(text[start - 1])) start--;
+  while (start > 0 && end - start < 32 && isLabelChar(text[start - 1])) start--;
   return text.slice(start, end);
 }
 
-function readNumber(m: RegExpExecArray | string[], text: string, offset: number): NumberSeen {
-  const seen: NumberSeen = { check: [], checkAll: [], remember: [], noise: false, slot: 0, value: NaN, counter: false, small: false };
+// One scratch record, refilled for every number: judging is synchronous, and this runs for every number.
+const seen: NumberSeen = { check: [], checkAll: [], remember: [], noise: false, slot: 0, value: NaN, counter: false, small: false };
+
+function readNumber(m: string[], text: string, offset: number): NumberSeen {
+  seen.check.length = seen.checkAll.length = seen.remember.length = 0;
+  seen.noise = seen.counter = seen.small = false;
+  seen.slot = 0;
+  seen.value = NaN;
   if (m[1]) {
     seen.noise = true;
     return seen;
@@ -518,9 +556,19 @@ function tokenize(
   if (/[a-z]/i.test(text)) text = wordsToDigits(text);
   if (/\d/.test(text)) {
     let numbers = 0;
-    text = text.replace(NUMBER, (...args: unknown[]) => {
+    const source = text;
+    text = text.replace(NUMBER, (m0: string, m1: string, m2: string, m3: string, m4: string, m5: string, m6: string, offset: number) => {
       // A table of thousands of numbers is judged on its first ones: bounded cost and memory.
-      if (numbers++ < MAX_NUMBERS) number(readNumber(args as string[], text, args[7] as number));
+      if (numbers++ < MAX_NUMBERS) {
+        groups[0] = m0;
+        groups[1] = m1;
+        groups[2] = m2;
+        groups[3] = m3;
+        groups[4] = m4;
+        groups[5] = m5;
+        groups[6] = m6;
+        number(readNumber(groups, source, offset));
+      }
       return ' ';
     });
   }
@@ -602,7 +650,22 @@ export function createLoopDetector(options: Partial<LoopDetectorOptions> = {}, f
     let counted = 0;
     let pictographs = 0;
     const here = new Set<number>();
-    const later: number[] = [];
+    const judgeNumber = (n: NumberSeen) => {
+      if (n.noise) return;
+      if (n.slot) {
+        const last = slots.get(n.slot);
+        if (slots.size > 256) slots = new Map(); // bounded; losing it only forgets old labels
+        slots.set(n.slot, n.value);
+        if (n.counter && last !== undefined && n.value - last >= 1 && n.value - last <= 3) return; // a counter ticking
+      }
+      const key = n.check[0] ?? n.checkAll[0];
+      if (key === undefined || here.has(key)) return;
+      here.add(key);
+      counted++;
+      if (isKnown(n)) return;
+      if (n.small) newWords++;
+      else newFacts++;
+    };
     const socialHits = tokenize(
       scanText(text, o.maxScanChars),
       o.stemChars,
@@ -617,26 +680,12 @@ export function createLoopDetector(options: Partial<LoopDetectorOptions> = {}, f
         else newWords++;
       },
       (n) => {
-        later.push(...n.remember);
-        if (n.noise) return;
-        let last: number | undefined;
-        if (n.slot) {
-          last = slots.get(n.slot);
-          if (slots.size > 256) slots = new Map(); // bounded; losing it only forgets old labels
-          slots.set(n.slot, n.value);
-          if (n.counter && last !== undefined && n.value - last >= 1 && n.value - last <= 3) return; // a counter ticking
-        }
-        const key = n.check[0] ?? n.checkAll[0];
-        if (key === undefined || here.has(key)) return;
-        here.add(key);
-        counted++;
-        if (isKnown(n)) return;
-        if (n.small) newWords++;
-        else newFacts++;
+        judgeNumber(n);
+        // Remembered at once: the same value twice in one message ("47%, i.e. 0.47") is one fact.
+        for (const k of n.remember) remember(k);
       },
     );
     for (const k of here) remember(k);
-    for (const k of later) remember(k);
     const newShare = counted ? (newFacts + newWords) / counted : 0;
     const social = newFacts === 0 && socialHits > 0;
     const words = newWords - (social ? o.socialDiscount * socialHits : 0);
