@@ -48,7 +48,8 @@
  *    still; signing off … in a dozen languages, `SOCIAL_STEMS`) in a message without new facts
  *    cancels `socialDiscount` new words. A help for conversations in plain words; it never
  *    outweighs a new fact, and the core above works without it.
- * 5. Alarm when, over the last `window` messages, (a) scores sum to at least `threshold`,
+ * 5. Alarm when, over the last `window` messages (from the `window - 1`th message on, so a
+ *    conversation that is empty from its start is caught as soon as a later one), (a) scores sum to at least `threshold`,
  *    (b) fewer than `movingNews` of them scored 0 (two messages with news mean the work is
  *    still moving), and (c) each side sent at least `idlePerSide` messages scoring 0.5 or more
  *    (one side giving terse orders while the other reports is work, not a loop).
@@ -733,7 +734,8 @@ export function createLoopDetector(options: Partial<LoopDetectorOptions> = {}, f
       const bothSides = idle(0) && idle(1);
       // One message with a new fact in the window means the work is still moving.
       const moving = recent.filter((r) => r.score === 0).length >= o.movingNews;
-      if (recent.length < o.window || s.windowSum < o.threshold || !bothSides || moving) return null;
+      // A conversation empty from its start is judged from its (window - 1)th message, like any later loop.
+      if (recent.length < o.window - 1 || s.windowSum < o.threshold || !bothSides || moving) return null;
       return { reason: describe(recent) };
     },
     reset() {
