@@ -42,7 +42,8 @@
  *    Turn shape relative to the conversation: once at least `factRate` of the messages so far
  *    brought new facts, the conversation speaks in facts, and a message without a new fact
  *    scores at least `dryScore` however many new words it has (paraphrases, praise, farewells
- *    and "after you" in any language); its questions need `factualQuestionShare` new words.
+ *    and "after you" in any language) unless it is a paragraph of fresh argument (`richWords`
+ *    new words, `freshShare` of it new); its questions need `factualQuestionShare` new words.
  *    A conversation in plain words (no facts) is judged by its words instead.
  *    Margin rule (`formulas`): each formula word (thanks, sorry, bye, confirmed; any update,
  *    still; signing off … in a dozen languages, `SOCIAL_STEMS`) in a message without new facts
@@ -126,6 +127,8 @@ export interface LoopDetectorOptions {
   factRate: number;
   /** The least score of a fact-free message in a conversation that speaks in facts. */
   dryScore: number;
+  /** … except for a message with `richWords` new words making up this share of it (fresh argument, not rephrased praise). */
+  freshShare: number;
   /** Each side must have sent this many empty-ish messages (score ≥ 0.5) in the window. */
   idlePerSide: number;
   /** This many messages with news in the window mean the work is still moving. */
@@ -165,6 +168,7 @@ export const LOOP_DEFAULTS: Readonly<LoopDetectorOptions> = {
   movingNews: 2,
   idlePerSide: 2,
   dryScore: 0.7,
+  freshShare: 0.7,
   factNews: 2,
   factShare: 0.5,
   terseOld: 3,
@@ -716,7 +720,9 @@ export function createLoopDetector(options: Partial<LoopDetectorOptions> = {}, f
       score = Math.min(1, Math.max(0, (rich - words) / (rich - empty)));
     }
     // Fact-free talk in a conversation that speaks in facts: words alone do not make it news.
-    if (newFacts === 0 && factRate >= o.factRate && ask !== 'new' && !(answering === 'stale' && !isQuestion)) score = Math.max(score, o.dryScore);
+    // A paragraph of fresh argument (`richWords` new words, `freshShare` of it new) is still news.
+    const fresh = newWords >= o.richWords && newShare >= o.freshShare;
+    if (newFacts === 0 && factRate >= o.factRate && !fresh && ask !== 'new' && !(answering === 'stale' && !isQuestion)) score = Math.max(score, o.dryScore);
     messages++;
     if (newFacts > 0) factMessages++;
     return { sender, tokens: counted, newFacts, newWords, newShare, social, score, windowSum: 0, emoji: counted === 0, ask };

@@ -459,6 +459,23 @@ describe('productive look-alikes it leaves alone', () => {
     ];
     expect(replay(turns, createLoopDetector({ formulas: false })).at).toBeNull();
   });
+
+  it('a design discussion in plain words after a technical start: every message a fresh argument', () => {
+    const turns = [
+      'Queue lag on `orders-consumer` hit 41,000 messages at 09:12; p99 processing 840ms, 3 pods.',
+      'Scaling to 6 pods brought lag to 2,100 in 9 minutes; CPU per pod 71%.',
+      'The root is the synchronous call to `pricing-svc` per message, 120ms each.',
+      'I think we should move pricing lookups out of the hot path entirely and precompute them when catalogue entries change, rather than caching them lazily.',
+      'Precomputing sounds attractive, but it couples the catalogue team to our release cadence and they already complain about coordination overhead with downstream consumers.',
+      'Fair point. A middle ground would be an asynchronous enrichment stage that tolerates stale prices briefly while the main consumer keeps flowing.',
+      'Stale prices worry finance though; refunds computed against outdated amounts caused an audit finding last year, so any staleness window must be explicit and bounded.',
+      'Then we document the staleness bound in the contract and let finance sign off, while reconciliation jobs flag mismatches nightly for manual review.',
+      'Reconciliation adds operational burden for the support rotation; perhaps instead the enrichment stage should reject messages whose price snapshot exceeds the agreed age.',
+      'Rejecting means retries and poison queues, which we tried before and abandoned because dead letters piled up unnoticed during holidays.',
+      'True, so alerting on dead-letter growth becomes mandatory, owned by our team, with a runbook describing replay procedures clearly.',
+    ];
+    expect(replay(turns).at).toBeNull();
+  });
 });
 
 describe('detector state', () => {
