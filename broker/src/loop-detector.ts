@@ -76,10 +76,14 @@ export interface LoopDetector {
   snapshot(): LoopDetectorSnapshot;
 }
 
+/** Hashes, counter labels (hashed) and scores: no text. */
 export interface LoopDetectorSnapshot {
-  young: string[];
-  old: string[];
+  young: number[];
+  old: number[];
   recent: Judged[];
+  slots: [number, number][];
+  messages: number;
+  factMessages: number;
 }
 
 /** Per-message judgement, exposed for the eval tool's trace (never contains message text). */
@@ -621,13 +625,13 @@ export function createLoopDetector(options: Partial<LoopDetectorOptions> = {}, f
   const o: LoopDetectorOptions = { ...LOOP_DEFAULTS, ...options };
   // Bounded memory of what was said, in two generations: a token is known while it sits in
   // either; when the young one fills up it becomes the old one. O(1), no per-token deletes.
-  let young = new Set<number>();
-  let old = new Set<number>();
-  let recent: Judged[] = [];
+  let young = new Set<number>(from?.young);
+  let old = new Set<number>(from?.old);
+  let recent: Judged[] = from?.recent ?? [];
   // Counters: the last integer seen after each word ("poll 7"), to tell a tick from a new value.
-  let slots = new Map<number, number>();
-  let messages = 0;
-  let factMessages = 0;
+  let slots = new Map<number, number>(from?.slots);
+  let messages = from?.messages ?? 0;
+  let factMessages = from?.factMessages ?? 0;
 
   const known = (key: number) => young.has(key) || old.has(key);
   const remember = (key: number) => {
@@ -747,7 +751,7 @@ export function createLoopDetector(options: Partial<LoopDetectorOptions> = {}, f
     reset() {
       recent = [];
     },
-    snapshot: () => ({ young: [...young], old: [...old], recent }),
+    snapshot: () => ({ young: [...young], old: [...old], recent, slots: [...slots], messages, factMessages }),
   };
 }
 

@@ -505,6 +505,22 @@ describe('detector state', () => {
     expectCaught(turns, 4);
   });
 
+  it('a detector rebuilt from its JSON snapshot mid-conversation raises the alarm on the same turn, and the snapshot holds no text', () => {
+    const canary = 'zebracorn';
+    const turns = [...productive(4), ...Array.from({ length: 12 }, (_, i) => `${pick(['Thanks', 'Thank you', 'Cheers'], i)} ${canary}, ${pick(['great work!', 'you too!', 'appreciated!'], i, 1)}`)];
+    const straight = replay(turns).at;
+    let d = createLoopDetector();
+    let at: number | null = null;
+    for (let i = 0; i < turns.length && at === null; i++) {
+      const json = JSON.stringify(d.snapshot());
+      expect(json).not.toContain(canary);
+      d = createLoopDetector({}, JSON.parse(json));
+      if (d.observe((i % 2) as 0 | 1, turns[i], 'OVER')) at = i;
+    }
+    expect(straight).not.toBeNull();
+    expect(at).toBe(straight);
+  });
+
   it('one side alone never raises the alarm (the other has not answered)', () => {
     const d = createLoopDetector();
     const solo = replay(Array.from({ length: 12 }, () => ({ from: 0 as const, text: 'Any update?' })), d);
