@@ -34,8 +34,8 @@ function productive(n: number, topic = 'billing'): string[] {
 }
 
 /** Expect an alarm inside the loop (not before it) and within `maxDelay` turns of its start. */
-function expectCaught(turns: Turn[], loopFrom: number, maxDelay = 8): LoopAlarm {
-  const { at, alarm } = replay(turns);
+function expectCaught(turns: Turn[], loopFrom: number, maxDelay = 8, detector = createLoopDetector()): LoopAlarm {
+  const { at, alarm } = replay(turns, detector);
   expect(at, 'an alarm').not.toBeNull();
   expect(at!).toBeGreaterThanOrEqual(loopFrom);
   expect(at! - loopFrom).toBeLessThanOrEqual(maxDelay);
@@ -112,6 +112,166 @@ describe('loops it catches', () => {
     // The core is novelty, not keywords: once the same few words keep coming back, it fires.
     const bye = ['Ευχαριστώ πολύ!', 'Κι εγώ ευχαριστώ!', 'Τα λέμε σύντομα!', 'Ευχαριστώ, τα λέμε!', 'Καλή συνέχεια!', 'Καλή συνέχεια, ευχαριστώ!', 'Τα λέμε!', 'Ευχαριστώ και πάλι!', 'Καλή συνέχεια και πάλι!', 'Τα λέμε, ευχαριστώ πολύ!', 'Ευχαριστώ!', 'Καλή συνέχεια!'];
     expectCaught([...productive(4), ...bye], 4);
+  });
+
+  it('status polls whose only changes are the clock, the elapsed time, a poll counter and the same share written another way', () => {
+    const work = [
+      'Started the reindex of `orders_v7` on cluster es-3: task `r7:5521`, 38,400,000 docs to copy.',
+      'It stopped at 24,960,000 / 38,400,000 (65%): node es-3-data-2 is over the disk watermark. Storage team ticket STO-812, they start at 15:00.',
+      'Nothing for us to do until they free the disk; the task resumes by itself.',
+    ];
+    const loop = [
+      'Poll 1 at 13:05: still 65%.',
+      'Poll 2 at 13:09, waited 4 min: 65 percent, no change.',
+      '13:14 — poll 3: 24,960,000 of 38,400,000 copied.',
+      'Poll 4: sixty-five percent, 12 minutes stuck.',
+      '13:22, poll 5: 0.65 done, task `r7:5521` unchanged.',
+      'Poll 6 (13:26): 65%. Stuck for 21 min now.',
+      'At 13:31 it is 24.96M of 38.4M, the same.',
+      'Poll 8, 13:35: still at 65/100.',
+      '13:40: 65%, poll 9, 35 minutes.',
+      'Poll 10 at 13:44: sixty-five percent.',
+      '13:49 still 65%, STO-812 open.',
+    ];
+    expectCaught([...work, ...loop], 3);
+  });
+
+  it('settled figures restated in new forms: words for digits, rounding, fractions for percentages, other units', () => {
+    const work = [
+      'Load test on `checkout-api` v4.2 done: 1,250 req/s sustained, p95 180ms (was 300ms), 0 errors in 450,000 requests.',
+      'Compared with v4.1 on the same profile (`k6/checkout.js`, 20 min ramp): the gain is the connection pool, commit `7c1d2e9`.',
+      'Merged as PR #5120, deployed to production at 10:40; the dashboard shows p95 182ms there.',
+    ];
+    const loop = [
+      'So p95 went from 300ms to 180ms.',
+      'Right, three hundred milliseconds down to one hundred eighty.',
+      'In seconds: 0.3 s → 0.18 s.',
+      'That is 180/300 of the old latency, a 40% cut.',
+      'Yes, forty percent faster at p95.',
+      'And 1,250 requests per second, about 1.25k rps.',
+      'Zero errors out of 450,000, i.e. 0%.',
+      'p95 is 60% of what it was.',
+      'Exactly: 0.18 instead of 0.30 seconds.',
+      'Twelve hundred fifty rps, zero errors, 180 ms.',
+      'All settled: 1,250 rps, p95 0.18 s, 0 errors.',
+    ];
+    expectCaught([...work, ...loop], 3);
+  });
+
+  it('a paraphrase loop in a language no list covers (Finnish), with the formula lists switched off', () => {
+    const work = [
+      'Palvelu `laskutus-api` kaatuu käynnistyksessä: `KeyError: DATABASE_URL` tiedostossa `settings.py` rivillä 41.',
+      'Ympäristömuuttuja puuttuu, koska `values-prod.yaml` nimettiin uudelleen versiossa 2.7.0. Lisäsin sen takaisin, commit `c4e9a17`.',
+      'Asensin uudelleen: `helm upgrade laskutus ./chart` onnistui, 3/3 podia valmiina, virheitä 0 viimeisen 15 minuutin aikana.',
+      'Hyvä. Lisäsin testin `test_settings_env`, joka tarkistaa muuttujan, PR #318 yhdistetty.',
+    ];
+    const loop = [
+      'Eli toisin sanoen ympäristömuuttuja puuttui ja palvelu kaatui sen takia.',
+      'Kyllä, eli ongelma oli puuttuva muuttuja uudelleennimetyn tiedoston takia.',
+      'Aivan, lyhyesti sanottuna tiedoston nimi muuttui ja muuttuja katosi.',
+      'Juuri niin, muuttuja katosi ja palvelu ei käynnistynyt.',
+      'Toisin sanoen korjaus oli lisätä muuttuja takaisin.',
+      'Kyllä, lisäsimme muuttujan takaisin ja palvelu käynnistyi.',
+      'Eli nyt palvelu toimii ja testi varmistaa muuttujan.',
+      'Aivan, testi varmistaa ettei muuttuja katoa uudelleen.',
+      'Lyhyesti: tiedosto nimettiin, muuttuja katosi, lisäsimme sen, testi suojaa.',
+      'Juuri näin, koko ongelma ja ratkaisu lyhyesti.',
+      'Toisin sanoen kaikki on nyt kunnossa.',
+    ];
+    expectCaught([...work, ...loop], 4, 8, createLoopDetector({ formulas: false }));
+  });
+
+  it('a config re-pasted as "final" with only whitespace, comments, key order, quoting and case changed', () => {
+    const keys = ['replicas: 3', 'image: "registry.local/search:5.1.2"', 'memory: 2Gi', 'cpu: 500m', 'port: 8080', 'probe_path: /healthz'];
+    const paste = (i: number) => {
+      const lines = i % 2 ? [...keys].reverse() : [...keys];
+      const body = lines.map((l) => (i % 3 === 1 ? l.replace(/"/g, "'") : i % 3 === 2 ? l.replace(/"/g, '') : l)).map((l) => `${' '.repeat(2 + (i % 2) * 2)}${l}`);
+      const comment = pick(['# final values', '# agreed in review', '# do not change', '// same as merged', '# tidy'], i);
+      return `${pick(['Final version:', 'Final, reordered:', 'FINAL (same content):', 'Final with a comment:', 'Final final:'], i)}\n\`\`\`yaml\n${comment}\nsearch:\n${body.join('\n')}\n\`\`\``;
+    };
+    const work = [
+      'The `search` deployment OOMs at 1Gi; heap dumps show 1.6G peak during reindex. Proposal: 2Gi and 3 replicas.',
+      `Agreed. Values:\n\`\`\`yaml\nsearch:\n${keys.map((k) => `  ${k}`).join('\n')}\n\`\`\``,
+      'Applied with `helm upgrade search ./charts/search` (revision 14); no restarts in 2h, peak memory 1.7G.',
+      'Merged as PR #2231.',
+    ];
+    expectCaught([...work, ...Array.from({ length: 11 }, (_, i) => paste(i))], 4);
+  });
+
+  it('long praise in ever-new words after the work is done', () => {
+    const openers = ['I have to say', 'Honestly', 'Truly', 'I keep thinking that', 'It is worth saying that', 'Looking back,', 'Let me add that', 'I really feel that'];
+    const praise = [
+      'your patience with the tricky parts made the whole afternoon feel calm and focused',
+      'the way you broke the problem into small steps was a joy to follow from start to finish',
+      'working alongside someone so generous with explanations is a rare pleasure',
+      'your careful questions turned a messy investigation into an orderly one',
+      'every suggestion you made landed at exactly the right moment',
+      'this was the kind of collaboration one hopes for and seldom gets',
+      'your steady humour kept the energy up through the slow stretches',
+      'the clarity of your reasoning lifted the quality of everything we touched',
+      'I learned a great deal simply by watching how you approach a puzzle',
+      'the trust between us let both of us move quickly without second-guessing',
+    ];
+    const closers = ['Thank you for that.', 'It meant a lot.', 'I will remember this session.', 'What a wonderful partnership.', 'I am grateful, truly.'];
+    const loop = Array.from({ length: 12 }, (_, i) => `${pick(openers, i)} ${pick(praise, i, 1)}, and ${pick(praise, i + 3, 2)}. ${pick(closers, i, 3)}`);
+    expectCaught([...productive(4, 'notify'), ...loop], 4);
+  });
+
+  it('reruns after the decision that keep giving the same result', () => {
+    const runs = [
+      'Reran `pytest -q tests/api`: 412 passed.',
+      'Same here, 412 passed.',
+      'Ran it again with `-p no:cacheprovider`: 412 passed, no change.',
+      'Rerun #2 on my side: all 412 green.',
+      'Once more from a clean venv: 412 passed.',
+      'Rerun #3: identical, 412 passed.',
+      'CI rerun (job 88123): green, 412 tests.',
+      'Locally again: 412 passed.',
+      'Another one, still 412 passed.',
+      'Rerun #4: 412/412.',
+      'Still green, 412 passed.',
+    ];
+    const work = [
+      'Flaky `test_refund_race` fixed by locking the ledger row (`SELECT … FOR UPDATE`), commit `a91f0c3`.',
+      '`pytest -q tests/api` → 412 passed in 48.2s; the race test passed 300/300 in a loop.',
+      'Merged PR #877; closing FLAKY-42.',
+    ];
+    expectCaught([...work, ...runs], 3);
+  });
+
+  it('a finished checklist posted and ticked again', () => {
+    const items = ['backups verified', 'migrations applied', 'feature flags set', 'dashboards updated', 'on-call informed', 'release notes published'];
+    const tick = (i: number) =>
+      `${pick(['Checklist again:', 'Re-ticking:', 'Final check:', 'Going over it once more:', 'All items:'], i)}\n${items
+        .slice(i % 2)
+        .map((it) => `${pick(['- [x]', '✅', '☑️', '🟢'], i)} ${it}`)
+        .join('\n')}`;
+    const work = [
+      'Release 9.4 checklist: backups verified (snapshot `db-2024-11-02`), migrations applied (`0188`, `0189`), flags set (`new_cart=on`).',
+      'Dashboards updated (`release-9.4` board), on-call informed (@dana), release notes published at /changelog#9.4.',
+    ];
+    expectCaught([...work, ...Array.from({ length: 12 }, (_, i) => tick(i))], 2);
+  });
+
+  it('an "after you" deadlock over who goes first', () => {
+    const turns = [
+      'My migration for `accounts` is ready (`0042_add_region`), dry run clean: 3 tables, 0 locks over 2s.',
+      'Mine for `billing` too (`0107_split_tax`), dry run 1.4s. Both need the single deploy slot on `db-prod-1`.',
+      'The slot is free right now (`deployctl status` → idle).',
+      'You go first.',
+      'No, please, you go first.',
+      'I can wait, go ahead.',
+      'I would rather wait for you. Go ahead.',
+      'After you.',
+      'No, after you, really.',
+      'I am not touching the slot until you are done.',
+      'And I am not touching it until you are done.',
+      'Your move.',
+      'Your move, honestly.',
+      'Waiting for your signal.',
+      'Waiting for yours.',
+    ];
+    expectCaught(turns, 3);
   });
 });
 
@@ -232,6 +392,90 @@ describe('productive look-alikes it leaves alone', () => {
     ];
     expect(replay(turns).at).toBeNull();
   });
+
+  it('a bisect made of one-word turns and build numbers', () => {
+    const turns = ['Render time doubled between nightly 3100 and 3164. I pick builds, you run `bench.sh` and answer good/bad.', 'ok'];
+    const builds = [3132, 3116, 3124, 3128, 3126, 3127];
+    const verdicts = ['bad', 'good', 'good', 'bad', 'good', 'bad'];
+    builds.forEach((b, i) => turns.push(`${b}?`, verdicts[i]));
+    turns.push('So 3127 is the first bad build: commit `e41c0d2` "inline fonts".', 'Confirmed: reverting `e41c0d2` on 3127 gives 210ms again.');
+    expect(replay(turns).at).toBeNull();
+  });
+
+  it('a bisect over commit hashes with one-word verdicts', () => {
+    const hashes = ['c02d8f4', '9b3e511', 'e1f0a6c', 'e6a0c72', '17f4d9a', '2d8b0e4', 'a83c2e0', '6c1e7f2'];
+    const turns = ['Search returns 500 on emoji queries since v3.2; bisecting between v3.1.0 and v3.2.0. You run `repro.sh`.'];
+    hashes.forEach((h, i) => turns.push(`\`${h}\``, pick(['good', 'bad', 'bad', 'good', 'skip'], i)));
+    turns.push('First bad commit is `2d8b0e4`: byte slicing of the query.', 'Fix pushed as `f3b27a6`; repro passes.');
+    expect(replay(turns).at).toBeNull();
+  });
+
+  it('a checklist walked through item by item, each item with its own value', () => {
+    const items: [string, string][] = [
+      ['Backup taken?', 'Yes: snapshot `pg-main-1104`, 212 GB, finished 02:14.'],
+      ['Replication lag?', '0.4s on both replicas.'],
+      ['Disk headroom?', '38% free on `data-1`, 41% on `data-2`.'],
+      ['Migrations pending?', 'Two: `0231_add_index` and `0232_backfill_flags`.'],
+      ['Feature flag state?', '`new_search` off, `bulk_export` at 10%.'],
+      ['Error budget?', '71% left this month.'],
+      ['On-call?', '@mira primary, @tom secondary.'],
+      ['Rollback plan?', 'Revert to image `api:8.14.2`; takes about 4 minutes.'],
+    ];
+    expect(replay(['Pre-deploy checklist for 8.15, item by item.', 'Ready.', ...items.flat(), 'All green, deploying.']).at).toBeNull();
+  });
+
+  it('polls whose answers really move, while the clock and poll counter tick as well', () => {
+    const turns = ['Upload of the 42 GB model to the 4 regions started at 09:00.'];
+    const pct = [12, 27, 41, 58, 70, 83, 95, 100];
+    pct.forEach((p, i) => turns.push(pick(['Any update?', 'Status?', '?', 'And now?'], i), `Poll ${i + 1}, 09:${String(5 + i * 4).padStart(2, '0')}: ${p}% uploaded${i === 3 ? ', eu region done' : ''}.`));
+    turns.push('All 4 regions verified, checksum `sha256:77ab…` matches.');
+    expect(replay(turns).at).toBeNull();
+  });
+
+  it('tuning with small real changes, each followed by a new measurement', () => {
+    const steps: string[] = ['Tuning the dedup threshold on the ticket corpus; baseline at 0.80: precision 0.970, recall 0.570.'];
+    const settings = [0.78, 0.76, 0.75, 0.74, 0.73, 0.72];
+    settings.forEach((t, i) => {
+      steps.push(pick(['Try', 'Next:', 'Lower to', 'Now'], i) + ` ${t.toFixed(2)}?`);
+      steps.push(`At ${t.toFixed(2)}: precision ${(0.965 - i * 0.006).toFixed(3)}, recall ${(0.61 + i * 0.043).toFixed(3)}, ${(18400 + i * 2150).toLocaleString('en')} pairs.`);
+    });
+    steps.push('0.74 it is; committed to `dedup/config.yaml`.');
+    expect(replay(steps).at).toBeNull();
+  });
+
+  it('terse review in a language no list covers (Finnish), with the formula lists switched off', () => {
+    const turns = [
+      'PR #512 valmis: lisää välimuistin `HintaCache` ja 4 testiä.',
+      '`cache.py:33` — puuttuuko aikakatkaisu?',
+      'Lisätty, 5 sekuntia.',
+      '`cache.py:58` — avain ei sisällä valuuttaa.',
+      'Korjattu, avain on nyt `(tuote_id, valuutta)`.',
+      'Testi `test_hinta_vanhenee` epäonnistuu paikallisesti.',
+      'Kellon vuoksi; käytän nyt `freezegun`ia, commit `9d0e1f2`.',
+      'Toimii. Yksi pieni: nimeä `hae` → `hae_hinta`.',
+      'Nimetty uudelleen.',
+      'Hyväksytty ✅',
+      'Yhdistetty.',
+    ];
+    expect(replay(turns, createLoopDetector({ formulas: false })).at).toBeNull();
+  });
+
+  it('a design discussion in plain words after a technical start: every message a fresh argument', () => {
+    const turns = [
+      'Queue lag on `orders-consumer` hit 41,000 messages at 09:12; p99 processing 840ms, 3 pods.',
+      'Scaling to 6 pods brought lag to 2,100 in 9 minutes; CPU per pod 71%.',
+      'The root is the synchronous call to `pricing-svc` per message, 120ms each.',
+      'I think we should move pricing lookups out of the hot path entirely and precompute them when catalogue entries change, rather than caching them lazily.',
+      'Precomputing sounds attractive, but it couples the catalogue team to our release cadence and they already complain about coordination overhead with downstream consumers.',
+      'Fair point. A middle ground would be an asynchronous enrichment stage that tolerates stale prices briefly while the main consumer keeps flowing.',
+      'Stale prices worry finance though; refunds computed against outdated amounts caused an audit finding last year, so any staleness window must be explicit and bounded.',
+      'Then we document the staleness bound in the contract and let finance sign off, while reconciliation jobs flag mismatches nightly for manual review.',
+      'Reconciliation adds operational burden for the support rotation; perhaps instead the enrichment stage should reject messages whose price snapshot exceeds the agreed age.',
+      'Rejecting means retries and poison queues, which we tried before and abandoned because dead letters piled up unnoticed during holidays.',
+      'True, so alerting on dead-letter growth becomes mandatory, owned by our team, with a runbook describing replay procedures clearly.',
+    ];
+    expect(replay(turns).at).toBeNull();
+  });
 });
 
 describe('detector state', () => {
@@ -259,6 +503,22 @@ describe('detector state', () => {
     expect(log.length).toBeGreaterThan(100_000);
     const turns = [...productive(4), ...Array.from({ length: 10 }, (_, i) => (i % 2 ? 'Same output again?' : log))];
     expectCaught(turns, 4);
+  });
+
+  it('a detector rebuilt from its JSON snapshot mid-conversation raises the alarm on the same turn, and the snapshot holds no text', () => {
+    const canary = 'zebracorn';
+    const turns = [...productive(4), ...Array.from({ length: 12 }, (_, i) => `${pick(['Thanks', 'Thank you', 'Cheers'], i)} ${canary}, ${pick(['great work!', 'you too!', 'appreciated!'], i, 1)}`)];
+    const straight = replay(turns).at;
+    let d = createLoopDetector();
+    let at: number | null = null;
+    for (let i = 0; i < turns.length && at === null; i++) {
+      const json = JSON.stringify(d.snapshot());
+      expect(json).not.toContain(canary);
+      d = createLoopDetector({}, JSON.parse(json));
+      if (d.observe((i % 2) as 0 | 1, turns[i], 'OVER')) at = i;
+    }
+    expect(straight).not.toBeNull();
+    expect(at).toBe(straight);
   });
 
   it('one side alone never raises the alarm (the other has not answered)', () => {
