@@ -12,4 +12,4 @@ if [ ${#ARGS[@]} -eq 1 ]; then
 fi
 open_room standard
 printf 'ROLE: %s\nINVITE_CODE: %s\nSESSION: %s\n' "$ROOM_ROLE" "$ROOM_CODE" "$SESSION"
-printf 'NEXT: give the invite code to your human for the partner, then run wait.sh until PARTNER_JOINED\n'
+printf 'NEXT: give the invite code to your human for the partner, run wait.sh until PARTNER_JOINED, then speak first (loop.sh - with your opening)\n'

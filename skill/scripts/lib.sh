@@ -21,7 +21,7 @@ TMP_FILES=()
 
 die() { # die EXIT_CODE FIRST_LINE [DETAIL]
   printf '%s\n' "$2"
-  [ -n "${3:-}" ] && printf 'DETAIL: %s\n' "$3"
+  [ -n "${3:-}" ] && printf 'DETAIL: %s\n' "$3" | skill_words
   exit "$1"
 }
 
@@ -42,7 +42,7 @@ parse_flags() {
       --help|-h) printf 'usage: %s\n' "$USAGE"; exit 0 ;;
       --) shift; ARGS+=("$@"); break ;;
       -) ARGS+=("$1"); shift ;;
-      -*) usage_error "unknown flag $1 (put a message that starts with '-' after --)" ;;
+      -*) usage_error "unknown flag $1" ;;
       *) ARGS+=("$1"); shift ;;
     esac
   done
@@ -184,55 +184,93 @@ ok_or_fail() { case $HTTP_STATUS in 2??) return 0 ;; *) http_failure ;; esac; }
 
 # --- messages -------------------------------------------------------------------------
 
-# send_text TEXT: POST /send, the text read by curl from a 0600 file, never from its command line.
-send_text() {
+# send_stdin: POST /send with the message read from stdin, byte for byte. It goes from stdin
+# to a 0600 file to curl: never through a shell variable, a command line or an expansion, so
+# `$(…)`, backticks, `$HOME` and quotes in a message are only text. (The broker drops trailing
+# whitespace, such as the heredoc's last newline.)
+send_stdin() {
   local f
   new_tmp f
-  printf '%s' "$1" > "$f"
+  cat > "$f" || die "$EX_USAGE" "STATE_ERROR" "cannot read the message from stdin"
   api POST /send -H 'content-type: text/plain; charset=utf-8' --data-binary @"$f"
   ok_or_fail
 }
 
-# The message: all positional args joined, or stdin when there are none or the only one is "-".
-message_from_args() {
-  if [ ${#ARGS[@]} -eq 0 ] || { [ ${#ARGS[@]} -eq 1 ] && [ "${ARGS[0]}" = - ]; }; then
-    MESSAGE=$(cat)
-  else
-    MESSAGE="${ARGS[*]}"
-  fi
+# The message comes only on stdin, announced by a lone "-" (send.sh - <<'EOF' … EOF). Text in
+# the arguments is refused: the caller's shell has already expanded it before we see it.
+MESSAGE_USAGE="pass the message on stdin with a quoted heredoc: $(basename "$0") - <<'EOF' (the message, then a line EOF)"
+message_given() {
+  case ${#ARGS[@]}:${ARGS[0]:-} in
+    0:) return 1 ;;
+    1:-) return 0 ;;
+    *) usage_error "a message is never an argument: $MESSAGE_USAGE" ;;
+  esac
 }
 
-# wait_once SECONDS: one /wait slice. Sets EVENT (first output line), EVENT_RC and BODY.
-# Lines 2+ of the answer are the broker's own text; a partner's lines are always prefixed
-# with "│", so only the broker can put "[SYSTEM" at the start of line 2.
-wait_once() {
-  api GET "/wait?timeout=$1" --max-time $(($1 + 30))
-  ok_or_fail
+# Broker text as the skill shows it: a hint naming an HTTP action names the script that does
+# it. Only the broker's own lines pass through here, never a partner's ("│ " lines).
+skill_words() {
+  sed -e '/^│/!s#POST /resume#resume.sh#g' -e '/^│/!s#POST /leave#leave.sh#g' -e '/^│/!s#with /ping#with ping.sh#g'
+}
+
+# event_kind: the kind of the /wait answer in BODY, as the broker's event names say it
+# (message, partner_joined, partner_left, room_closed, standby_pause, loop_alarm, resumed,
+# rule_changed, undelivered, broker_restarting, timeout). The one place that reads it: today
+# from the frame's text; once every broker sends `Parley-Event:`, read that header here instead.
+event_kind() {
   local first second
   first=$(sed -n 1p "$BODY")
   second=$(sed -n 2p "$BODY")
-  EVENT_RC=$EX_OK
   case $first in
-    TIMEOUT:*) timeout_event; return ;;
+    TIMEOUT:*) echo timeout; return ;;
     MESSAGE_RECEIVED) ;;
-    *) EVENT="UNKNOWN_EVENT"; EVENT_RC=$EX_REFUSED; return ;;
+    *) echo unknown; return ;;
   esac
+  # Lines 2+ are the broker's own text; a partner's lines are always prefixed with "│", so
+  # only the broker can put "[SYSTEM" at the start of line 2.
   case $second in
-    '[SYSTEM ALERT]: Loop detected again'*) EVENT=SESSION_SEVERED EVENT_RC=$EX_LOOP; forget_token ;;
-    '[SYSTEM ALERT]:'*) EVENT=LOOP_ALARM EVENT_RC=$EX_LOOP ;;
-    '[SYSTEM]:'*'has joined. Session is live!'*) EVENT=PARTNER_JOINED ;;
-    '[SYSTEM]:'*'has left the room.'*|'[SYSTEM]:'*"'s session expired."*) EVENT=PARTNER_LEFT EVENT_RC=$EX_ENDED ;;
-    '[SYSTEM]: Both agents are on STANDBY'*) EVENT=STANDBY_PAUSE EVENT_RC=$EX_STANDBY ;;
-    '[SYSTEM]:'*'resumed the session after the loop alarm'*) EVENT=RESUMED ;;
-    '[SYSTEM]: The broker is restarting'*) EVENT=BROKER_RESTARTING EVENT_RC=$EX_ENDED; forget_token ;;
-    '[SYSTEM]: You left the room.'*|'[SYSTEM]:'*'closed the room'*|'[SYSTEM]:'*'expired'*)
-      EVENT=ROOM_CLOSED EVENT_RC=$EX_ENDED; forget_token ;;
-    '[SYSTEM]:'*) EVENT=NOTICE ;;
-    *)
-      local from signal
-      from=$(printf '%s\n' "$second" | sed -n -E 's/.*(Agent-[0-9a-f]+) \[(OVER|STANDBY)\]$/\1/p')
-      signal=$(printf '%s\n' "$second" | sed -n -E 's/.*(Agent-[0-9a-f]+) \[(OVER|STANDBY)\]$/\2/p')
+    '[SYSTEM ALERT]:'*) echo loop_alarm ;;
+    '[SYSTEM]:'*'has joined. Session is live!'*) echo partner_joined ;;
+    '[SYSTEM]:'*'has left the room.'*|'[SYSTEM]:'*"'s session expired."*) echo partner_left ;;
+    '[SYSTEM]: Both agents are on STANDBY'*) echo standby_pause ;;
+    '[SYSTEM]:'*'resumed the session after the loop alarm'*) echo resumed ;;
+    '[SYSTEM]: The broker is restarting'*) echo broker_restarting ;;
+    '[SYSTEM]: You left the room.'*|'[SYSTEM]:'*'closed the room'*|'[SYSTEM]:'*'expired'*) echo room_closed ;;
+    '[SYSTEM]: Room rule changed'*) echo rule_changed ;;
+    '[SYSTEM]: A message you sent'*) echo undelivered ;;
+    '[SYSTEM]:'*) echo notice ;;
+    *) echo message ;;
+  esac
+}
+
+# wait_once SECONDS: one /wait slice. Sets EVENT (first output line), EVENT_RC and BODY.
+wait_once() {
+  api GET "/wait?timeout=$1" --max-time $(($1 + 30))
+  ok_or_fail
+  EVENT_RC=$EX_OK
+  case $(event_kind) in
+    timeout) timeout_event ;;
+    message)
+      local header from signal
+      header=$(sed -n 2p "$BODY")
+      from=$(printf '%s\n' "$header" | sed -n -E 's/.*(Agent-[0-9a-f]+) \[(OVER|STANDBY)\]$/\1/p')
+      signal=$(printf '%s\n' "$header" | sed -n -E 's/.*(Agent-[0-9a-f]+) \[(OVER|STANDBY)\]$/\2/p')
       EVENT="MESSAGE from=${from:-unknown} signal=${signal:-OVER}" ;;
+    loop_alarm)
+      # The second alarm severs the session: the same kind, told apart by its words.
+      if grep -q '^\[SYSTEM ALERT\]: Loop detected again' "$BODY"; then
+        EVENT=SESSION_SEVERED EVENT_RC=$EX_LOOP; forget_token
+      else
+        EVENT=LOOP_ALARM EVENT_RC=$EX_LOOP
+      fi ;;
+    partner_joined) EVENT=PARTNER_JOINED ;;
+    partner_left) EVENT=PARTNER_LEFT EVENT_RC=$EX_ENDED ;;
+    standby_pause) EVENT=STANDBY_PAUSE EVENT_RC=$EX_STANDBY ;;
+    resumed) EVENT=RESUMED ;;
+    broker_restarting) EVENT=BROKER_RESTARTING EVENT_RC=$EX_ENDED; forget_token ;;
+    room_closed) EVENT=ROOM_CLOSED EVENT_RC=$EX_ENDED; forget_token ;;
+    rule_changed|undelivered|notice) EVENT=NOTICE ;;
+    *) EVENT="UNKNOWN_EVENT" EVENT_RC=$EX_REFUSED ;;
   esac
 }
 
@@ -253,7 +291,7 @@ timeout_event() {
 
 print_event() {
   printf '%s\n' "$EVENT"
-  [ -s "$BODY" ] && cat "$BODY" && printf '\n'
+  [ -s "$BODY" ] && skill_words < "$BODY" && printf '\n'
   return 0
 }
 
@@ -284,8 +322,15 @@ redeem() {
   local role
   role=$(json_str role "$BODY")
   state_put role "$role"
-  printf 'ROLE: %s\nHEADLESS: %s\nSTATUS: %s\nSESSION: %s\nRULES:\n' \
+  printf 'ROLE: %s\nHEADLESS: %s\nSTATUS: %s\nSESSION: %s\n' \
     "$role" "$(json_val headless "$BODY")" "$(json_str status "$BODY")" "$SESSION"
+  # The host speaks first: the room's creator in a standard room, the caller in a listener room.
+  if [ "$role" = host ]; then
+    printf "NEXT: you speak first: send your opening with loop.sh - <<'EOF' (the message, ending [OVER]; then a line EOF)\n"
+  else
+    printf 'NEXT: the host speaks first: run loop.sh (no message) to wait for their opening\n'
+  fi
+  printf 'RULES:\n'
   printf '%b\n' "$(json_str rules "$BODY")"
 }
 

@@ -2,15 +2,15 @@
 # Send (optional), then wait for what matters: a partner message or a notice that needs a
 # decision. Join notices, resume notices and quiet slices are swallowed until the budget
 # (default: one slice; 0 = no limit) runs out, then TIMEOUT_ROOM_ALIVE says to call again.
-USAGE='loop.sh [--session NAME] [--slice S] [--budget S] [--verbose] ["message [OVER]" | -]'
+USAGE="loop.sh [- <<'EOF' … EOF] [--session NAME] [--slice S] [--budget S] [--verbose]   (a message only on stdin, after a lone -)"
 . "$(dirname "$0")/lib.sh"
 parse_flags "$@"
+SEND=; message_given && SEND=1
 require_session
 load_settings
 case ${BUDGET:=$SLICE} in *[!0-9]*) usage_error "budget must be whole seconds (0 = no limit)" ;; esac
-if [ ${#ARGS[@]} -gt 0 ]; then
-  message_from_args
-  send_text "$MESSAGE"
+if [ -n "$SEND" ]; then
+  send_stdin
   [ -n "$VERBOSE" ] && echo "# delivered" >&2
 fi
 deadline=$(( $(date +%s) + BUDGET ))

@@ -49,7 +49,7 @@ describe('supervisor', () => {
     const thanks = ['Thank you, that was really helpful!', 'Much appreciated, thanks again!', 'Thanks a lot, really great!', 'Cheers, thank you so much!'];
     let alarm = '';
     for (let i = 0; i < 12 && !alarm; i++) {
-      const r = await human.run('send.sh', [`${thanks[i % thanks.length]} [OVER]`]);
+      const r = await human.say('send.sh', `${thanks[i % thanks.length]} [OVER]`);
       if (r.code !== 0) {
         alarm = r.first;
         break;
@@ -72,10 +72,10 @@ describe('supervisor', () => {
     await until(() => /LISTENER_CODE: listen_/.test(sup.stdout()));
     const code = /LISTENER_CODE: (\S+)/.exec(sup.stdout())![1];
     expect((await caller.run('host.sh', [code])).first).toBe('ROLE: host');
-    await caller.run('send.sh', ['Which database does staging use? [OVER]']);
+    await caller.say('send.sh', 'Which database does staging use? [OVER]');
     const answer = await caller.run('loop.sh', ['--slice', '5', '--budget', '20']);
     expect(messageText(answer.out)).toBe('Got "Which database does staging use?". The staging database runs Postgres 15.4 on port 5433');
-    await caller.run('send.sh', ['Thanks, that is all I needed [STANDBY]']);
+    await caller.say('send.sh', 'Thanks, that is all I needed [STANDBY]');
     // The bot's runner has nothing to add: no message is sent, the supervisor stops and says why.
     const r = await sup.result;
     expect(r.out).toMatch(/^STOPPED reason=partner_standby turns=1$/m);

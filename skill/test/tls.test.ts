@@ -54,7 +54,7 @@ describe('private CA', () => {
     expect((await joiner.run('join.sh', ['--ca', join(dir, 'ca.pem'), code])).first).toBe('ROLE: joiner');
     // The joiner's later calls find the CA in its session state: no flag needed.
     expect((await host.run('wait.sh', ['--slice', '2'])).first).toBe('PARTNER_JOINED');
-    expect((await host.run('send.sh', ['over TLS [OVER]'])).first).toBe('DELIVERED');
+    expect((await host.say('send.sh', 'over TLS [OVER]')).first).toBe('DELIVERED');
     expect(messageText((await joiner.run('wait.sh', ['--slice', '2'])).out)).toBe('over TLS');
   });
 
