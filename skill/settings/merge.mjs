@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Merges a Parley permission template into an existing settings file without losing anything:
 // arrays become their union (existing entries first), objects merge key by key, and an
-// existing scalar always wins. A .bak copy of the old file is written first.
+// existing scalar always wins. A .bak copy of the file as it was before the first merge is
+// written once and kept: a later run (an upgrade) never overwrites it with an already-merged file.
 // usage: node merge.mjs TEMPLATE.json TARGET.json
 import { copyFileSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 
@@ -37,7 +38,7 @@ if (!isObject(existing)) {
   process.exit(1);
 }
 const merged = merge(existing, read(template));
-if (existsSync(target)) copyFileSync(target, `${target}.bak`);
+if (existsSync(target) && !existsSync(`${target}.bak`)) copyFileSync(target, `${target}.bak`);
 writeFileSync(`${target}.tmp`, `${JSON.stringify(merged, null, 2)}\n`);
 renameSync(`${target}.tmp`, target);
 console.log(`MERGED ${target}`);

@@ -1,10 +1,22 @@
 /** The supervisor, with a deterministic fake runner, against a live broker. */
-import { readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { agent, liveBroker, messageText, SKILL, until } from './agents.js';
 
 const FAKE = join(SKILL, 'test', 'fake-runner.sh');
+
+/** Every process's command line, to find a wait left running. */
+const argvs = () =>
+  readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .map((p) => {
+      try {
+        return readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      } catch {
+        return ''; // the process ended meanwhile
+      }
+    });
 
 describe('supervisor', () => {
   it('carries a full exchange between two supervisors and stops on the STANDBY pause', async () => {
@@ -76,10 +88,57 @@ describe('supervisor', () => {
     const answer = await caller.run('loop.sh', ['--slice', '5', '--budget', '20']);
     expect(messageText(answer.out)).toBe('Got "Which database does staging use?". The staging database runs Postgres 15.4 on port 5433');
     await caller.say('send.sh', 'Thanks, that is all I needed [STANDBY]');
-    // The bot's runner has nothing to add: no message is sent, the supervisor stops and says why.
+    // The bot's runner has nothing to add: the supervisor says so with a short STANDBY and stops.
     const r = await sup.result;
     expect(r.out).toMatch(/^STOPPED reason=partner_standby turns=1$/m);
     expect(r.code).toBe(0);
+    const closing = await caller.run('wait.sh', ['--slice', '5']);
+    expect([closing.first.replace(/Agent-[0-9a-f]+/, 'Agent-x'), messageText(closing.out)]).toEqual(['MESSAGE from=Agent-x signal=STANDBY', 'Nothing to add from my side.']);
+    expect((await caller.run('wait.sh', ['--slice', '5'])).first).toBe('STANDBY_PAUSE');
+  });
+
+  it('two supervisors both finish when one stands by and the other has nothing to add', async () => {
+    const { url } = await liveBroker();
+    const a = agent(url, 'a');
+    const b = agent(url, 'b', { FAKE_RUNNER_MODE: 'quiet' });
+    const host = a.supervisor(['host', '--runner', FAKE, '--opening', 'Let us compare our deployment setups']);
+    await until(() => /INVITE_CODE: invite_/.test(host.stdout()));
+    const joiner = b.supervisor(['join', /INVITE_CODE: (\S+)/.exec(host.stdout())![1], '--runner', FAKE]);
+    // The host's runner ends on [STANDBY]; the quiet joiner's has nothing to add to it.
+    const [h, j] = await Promise.all([host.result, joiner.result]);
+    expect([j.code, /STOPPED reason=(\w+)/.exec(j.out)?.[1]]).toEqual([0, 'partner_standby']);
+    expect([h.code, /STOPPED reason=(\w+)/.exec(h.out)?.[1]]).toEqual([0, 'standby_pause']);
+    // The host heard the joiner's short STANDBY and did not answer it with another one.
+    const log = h.err.split('\n').map((l) => l.replace(/^\[[\d:]+\] /, '').replace(/Agent-[0-9a-f]+/, 'Agent-x'));
+    expect(log.slice(-4, -1)).toEqual(['→ That covers everything on my side [STANDBY]', '← Agent-x [STANDBY] Nothing to add from my side.', 'stopped: standby_pause (both sides stood by)']);
+  });
+
+  it('Ctrl-C or SIGTERM leaves the room, so the partner is told and the next run is not refused', async () => {
+    const { url } = await liveBroker();
+    const host = agent(url, 'host');
+    const bot = agent(url, 'bot');
+    const code = /INVITE_CODE: (\S+)/.exec((await host.run('host.sh')).out)![1];
+    const sup = bot.supervisor(['join', code, '--runner', FAKE]);
+    expect((await host.run('wait.sh', ['--slice', '5'])).first).toBe('PARTNER_JOINED');
+    // The supervisor holds a wait (its partner polls at 0 ms) when the human presses Ctrl-C.
+    await until(() => sup.stderr().includes('connected as joiner'));
+    await until(async () => (await bot.run('ping.sh')).out.includes('ROOM_ALIVE: true') && /curl .*\/wait\?timeout=/.test(argvs().join('\n')));
+    sup.child.kill('SIGINT');
+    const r = await sup.result;
+    expect(r.code).toBe(130);
+    expect(r.out).toMatch(/^STOPPED reason=interrupted turns=0$/m);
+    expect(r.err).toMatch(/left the room/);
+    expect((await host.run('wait.sh', ['--slice', '5'])).first).toBe('PARTNER_LEFT');
+    // No wait of the supervisor's is left running.
+    expect(argvs().filter((a) => a.includes(bot.stateDir()))).toEqual([]);
+
+    // A host stopped with SIGTERM while it waits for its partner can start again at once.
+    const hostSup = bot.supervisor(['host', '--runner', FAKE, '--opening', 'Which port does staging use?']);
+    await until(() => /INVITE_CODE: invite_/.test(hostSup.stdout()));
+    hostSup.child.kill('SIGTERM');
+    const t = await hostSup.result;
+    expect([t.code, /STOPPED reason=\w+/.exec(t.out)?.[0]]).toEqual([143, 'STOPPED reason=interrupted']);
+    expect((await bot.run('host.sh')).first).toBe('ROLE: host');
   });
 
   it('stops and reports when the partner leaves', async () => {
@@ -98,7 +157,7 @@ describe('supervisor', () => {
   it('refuses a bad command line with a usage error', async () => {
     const { url } = await liveBroker();
     const a = agent(url, 'a');
-    for (const args of [['host'], ['join', '--runner', FAKE], ['dance', '--runner', FAKE], ['host', '--runner', FAKE, '--max-turns', 'lots']]) {
+    for (const args of [['host'], ['host', '--runner', FAKE], ['attach', 'listen_x', '--runner', FAKE], ['join', '--runner', FAKE], ['dance', '--runner', FAKE], ['host', '--runner', FAKE, '--max-turns', 'lots']]) {
       const r = await a.supervisor(args).result;
       expect([r.code, r.first]).toEqual([1, 'USAGE_ERROR']);
     }
