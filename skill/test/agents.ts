@@ -70,6 +70,8 @@ export function agent(url: string, name: string, extraEnv: Record<string, string
     run: (script: string, args: string[] = [], input?: string, more?: Record<string, string>) => a.start(script, args, input, more).result,
     /** Runs send.sh or loop.sh with a message, the one documented way: `-` and the text on stdin. */
     say: (script: 'send.sh' | 'loop.sh', text: string, args: string[] = []) => a.run(script, ['-', ...args], text),
+    /** Runs a command line through bash, as an agent's shell tool does. */
+    shell: (command: string) => start('bash', ['-c', command]).result,
     supervisor: (args: string[]) => start(process.execPath, [join(SKILL, 'supervisor'), ...args]),
     stateDir: (session = 'default') => join(home, 'state', 'parley', session),
     /** The session's token, read from its header file (only the test ever does this). */

@@ -1,6 +1,6 @@
 /** SKILL.md, the permission templates and the runner examples agree with each other and work. */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -11,19 +11,82 @@ const skillMd = read('SKILL.md');
 const scripts = readdirSync(SCRIPTS).filter((f) => f.endsWith('.sh') && f !== 'lib.sh');
 const claude = JSON.parse(read('settings/claude.settings.json')).permissions;
 const gemini = JSON.parse(read('settings/gemini.settings.json')).tools.allowed as string[];
-const codex = read('settings/codex.rules');
+const codexMd = read('settings/codex.rules');
+
+/** SKILL.md's commands: each code block's or inline code's command line (a heredoc's body left out). */
+function documentedCommands(md: string): string[] {
+  const blocks = [...md.matchAll(/^```\n([\s\S]*?)```/gm)].flatMap((m) => {
+    const lines = m[1].split('\n').filter(Boolean);
+    const out: string[] = [];
+    for (let i = 0; i < lines.length; i++) {
+      out.push(lines[i]);
+      const heredoc = /<<'(\w+)'$/.exec(lines[i]);
+      if (heredoc) while (i < lines.length && lines[i] !== heredoc[1]) i++;
+    }
+    return out;
+  });
+  return [...blocks, ...[...md.matchAll(/`([^`\n]*scripts\/[a-z]+\.sh[^`\n]*)`/g)].map((m) => m[1])];
+}
+
+// How each runtime matches a rule, as its documentation describes: Claude Code's `Bash(P:*)` and
+// Gemini CLI's `run_shell_command(P)` take P and then a space or the end; Codex compares words.
+// A heredoc command is matched on its first line.
+const prefixMatch = (cmd: string, p: string) => cmd === p || cmd.startsWith(`${p} `);
+const claudeRule = (rule: string) => /^Bash\((.*):\*\)$/.exec(rule)![1];
+const codexRules = (rules: string) =>
+  rules
+    .split('prefix_rule(')
+    .slice(1)
+    .map((r) => {
+      const pattern = /pattern = (\[[\s\S]*?\]),\n    decision/.exec(r)![1].replace(/,(\s*\])/g, '$1');
+      return { pattern: JSON.parse(pattern) as (string | string[])[], decision: /decision = "(\w+)"/.exec(r)![1] };
+    });
+const codexMatch = (cmd: string, pattern: (string | string[])[]) => {
+  const words = cmd.split(/ +/);
+  return pattern.every((p, i) => (Array.isArray(p) ? p.includes(words[i]) : p === words[i]));
+};
+const rewrite = (cmd: string, runtime: string) => cmd.replace(/~\/\.claude\/skills\/parley/g, `~/.${runtime}/skills/parley`);
 
 describe('SKILL.md and the permission templates', () => {
+  const commands = documentedCommands(skillMd);
+
   it('invokes every script as a plain `bash <path>` command, never behind an env assignment', () => {
     const invoked = new Set([...skillMd.matchAll(/bash ~\/\.claude\/skills\/parley\/scripts\/([a-z]+\.sh)/g)].map((m) => m[1]));
     expect([...invoked].sort()).toEqual([...scripts].sort());
-    const commands = [...skillMd.matchAll(/`([^`\n]*scripts\/[a-z]+\.sh[^`\n]*)`/g), ...skillMd.matchAll(/^```\n([\s\S]*?)```/gm)].flatMap((m) => m[1].split('\n')).filter(Boolean);
     expect(commands.length).toBeGreaterThan(15);
-    for (const c of commands) expect(c).toMatch(/^(bash ~\/\.claude\/skills\/parley\/scripts\/|node ~\/|mkdir )/);
+    for (const c of commands) expect(c).toMatch(/^(bash ~\/\.claude\/skills\/parley\/scripts\/|node ~\/)/);
   });
 
-  it('the Claude Code rules match those invocations; leave, resume and headless always ask', () => {
-    const rule = (s: string) => `Bash(bash ~/.claude/skills/parley/scripts/${s}:*)`;
+  it('passes a message only one way: `-` and a quoted heredoc, never quoted text in the arguments', () => {
+    const messaging = commands.filter((c) => /scripts\/(send|loop)\.sh /.test(c) && !/^bash \S+loop\.sh( --\w+ \w+)*$/.test(c));
+    expect(messaging.filter((c) => c.endsWith("<<'PARLEY_END'")).length).toBeGreaterThanOrEqual(3);
+    for (const c of messaging) expect(c).toMatch(/^bash ~\/\.claude\/skills\/parley\/scripts\/(send|loop)\.sh - (…|.*<<'PARLEY_END')/);
+    for (const c of commands.filter((c) => c.startsWith('bash '))) expect(c).not.toMatch(/"/);
+  });
+
+  it('every documented command is allowed or asks in each runtime, exactly as written; a message in the arguments is not allowed', () => {
+    const allow = {
+      claude: claude.allow.map(claudeRule),
+      gemini: gemini.map((r) => /^run_shell_command\((.*)\)$/.exec(r)![1]),
+    };
+    const ask = claude.ask.map(claudeRule);
+    const codex = codexRules(codexMd);
+    const scriptCommands = commands.filter((c) => c.startsWith('bash ')).map((c) => c.replace(/ on\|off$/, ' on').replace(/ …$/, ''));
+    for (const c of scriptCommands) {
+      const asking = /(leave|resume|headless)\.sh/.test(c);
+      expect({ c, claude: (asking ? ask : allow.claude).some((p: string) => prefixMatch(c, p)) }).toEqual({ c, claude: true });
+      if (!asking) expect({ c, gemini: allow.gemini.some((p) => prefixMatch(rewrite(c, 'gemini'), p)) }).toEqual({ c, gemini: true });
+      const codexDecision = codex.find((r) => codexMatch(rewrite(c, 'codex'), r.pattern))?.decision;
+      expect({ c, codex: codexDecision }).toEqual({ c, codex: asking ? 'prompt' : 'allow' });
+    }
+    const quoted = 'bash ~/.claude/skills/parley/scripts/send.sh "the build is green [STANDBY]"';
+    expect(allow.claude.some((p: string) => prefixMatch(quoted, p))).toBe(false);
+    expect(allow.gemini.some((p) => prefixMatch(rewrite(quoted, 'gemini'), p))).toBe(false);
+    expect(codex.some((r) => codexMatch(rewrite(quoted, 'codex'), r.pattern))).toBe(false);
+  });
+
+  it('the Claude Code rules name every script; leave, resume and headless always ask', () => {
+    const rule = (s: string) => `Bash(bash ~/.claude/skills/parley/scripts/${s === 'send.sh' ? 'send.sh -' : s}:*)`;
     const asking = ['leave.sh', 'resume.sh', 'headless.sh'];
     expect([...claude.allow].sort()).toEqual(scripts.filter((s) => !asking.includes(s)).map(rule).sort());
     expect([...claude.ask].sort()).toEqual(asking.map(rule).sort());
@@ -31,11 +94,11 @@ describe('SKILL.md and the permission templates', () => {
 
   it('Gemini CLI and Codex allow the same scripts at their own paths', () => {
     const allowed = claude.allow.map((r: string) => /scripts\/([a-z]+\.sh)/.exec(r)![1]).sort();
-    expect(gemini.map((r) => /^run_shell_command\(bash ~\/\.gemini\/skills\/parley\/scripts\/([a-z]+\.sh)\)$/.exec(r)![1]).sort()).toEqual(allowed);
-    const [allowRule, promptRule] = codex.split('prefix_rule(').slice(1);
-    expect(allowRule).toContain('decision = "allow"');
-    expect([...allowRule.matchAll(/"~\/\.codex\/skills\/parley\/scripts\/([a-z]+\.sh)"/g)].map((m) => m[1]).sort()).toEqual(allowed);
-    expect(promptRule).toContain('decision = "prompt"');
+    expect(gemini.map((r) => /^run_shell_command\(bash ~\/\.gemini\/skills\/parley\/scripts\/([a-z]+\.sh)( -)?\)$/.exec(r)![1]).sort()).toEqual(allowed);
+    const rules = codexRules(codexMd);
+    expect(rules.map((r) => r.decision)).toEqual(['allow', 'allow', 'prompt']);
+    const codexAllowed = rules.filter((r) => r.decision === 'allow').flatMap((r) => [r.pattern[1]].flat().map((p) => /scripts\/([a-z]+\.sh)$/.exec(p)![1]));
+    expect(codexAllowed.sort()).toEqual(allowed);
   });
 
   it('every script is valid bash', () => {
@@ -58,13 +121,14 @@ describe('settings/merge.mjs', () => {
     const merge = () => spawnSync(process.execPath, [join(SKILL, 'settings', 'merge.mjs'), join(SKILL, 'settings', 'claude.settings.json'), target], { encoding: 'utf8' });
     expect(merge().stdout).toBe(`MERGED ${target}\n`);
     expect(merge().status).toBe(0);
+    // The second run (an upgrade) keeps the first backup: the file as it was before any merge.
+    expect(JSON.parse(readFileSync(`${target}.bak`, 'utf8'))).toEqual(mine);
     const merged = JSON.parse(readFileSync(target, 'utf8'));
     expect(merged.model).toBe('opus');
     expect(merged.permissions.deny).toEqual(['Bash(rm:*)']);
     expect(merged.permissions.defaultMode).toBe('default');
     expect(merged.permissions.allow).toEqual(['Bash(npm test:*)', ...claude.allow]);
     expect(merged.permissions.ask).toEqual(claude.ask);
-    expect(existsSync(`${target}.bak`)).toBe(true);
 
     writeFileSync(target, '{ not json');
     const bad = merge();
