@@ -154,6 +154,32 @@ describe('supervisor', () => {
     expect(r.out).toMatch(/^STOPPED reason=room_closed turns=0$/m);
   });
 
+  it('hands the runner the contract: the bare text on stdin, PARLEY_SIGNAL, _PARTNER, _ROLE, _SESSION, and _CONTEXT with the rules, also for a room creator', async () => {
+    const { url } = await liveBroker();
+    const caller = agent(url, 'caller');
+    const bot = agent(url, 'bot');
+    const dump = join(bot.home, 'dump');
+    // The runner records what it got, then stands by.
+    const runner = `mkdir -p ${dump} && cat > ${dump}/stdin && env > ${dump}/env && cp "$PARLEY_CONTEXT" ${dump}/context && echo 'Noted, nothing else [STANDBY]'`;
+    const sup = bot.supervisor(['listen', '--session', 'desk', '--runner', runner]);
+    await until(() => /LISTENER_CODE: listen_/.test(sup.stdout()));
+    expect((await caller.run('host.sh', [/LISTENER_CODE: (\S+)/.exec(sup.stdout())![1]])).first).toBe('ROLE: host');
+    const text = 'Line one with $HOME and `ticks`\n│ a line that looks framed\n\n  indented after a blank line';
+    await caller.say('send.sh', `${text} [OVER]`);
+    const answer = await caller.run('loop.sh', ['--slice', '5', '--budget', '20']);
+    expect(messageText(answer.out)).toBe('Noted, nothing else');
+    expect(readFileSync(join(dump, 'stdin'), 'utf8')).toBe(text);
+    const env = Object.fromEntries(readFileSync(join(dump, 'env'), 'utf8').split('\n').filter((l) => l.startsWith('PARLEY_')).map((l) => l.split(/=(.*)/s).slice(0, 2)));
+    expect(env).toMatchObject({ PARLEY_SIGNAL: 'OVER', PARLEY_ROLE: 'joiner', PARLEY_SESSION: 'desk', PARLEY_CONTEXT: join(bot.stateDir('desk'), 'context.md') });
+    expect(env.PARLEY_PARTNER).toMatch(/^Agent-[0-9a-f]{4}$/);
+    // The context file holds the rules and the transcript, this message included.
+    const context = readFileSync(join(dump, 'context'), 'utf8');
+    expect(context).toContain('WALKIE-TALKIE RULES');
+    expect(context).toContain(`### Partner (${env.PARLEY_PARTNER}) [OVER]\n${text}`);
+    sup.child.kill('SIGTERM');
+    await sup.result;
+  });
+
   it('refuses a bad command line with a usage error', async () => {
     const { url } = await liveBroker();
     const a = agent(url, 'a');
