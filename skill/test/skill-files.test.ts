@@ -101,8 +101,29 @@ describe('SKILL.md and the permission templates', () => {
     expect(codexAllowed.sort()).toEqual(allowed);
   });
 
+  it('the runner contract is written down in SKILL.md, the README and supervisor --help', () => {
+    const readme = readFileSync(join(SKILL, '..', 'README.md'), 'utf8');
+    const help = spawnSync(process.execPath, [join(SKILL, 'supervisor'), '--help'], { encoding: 'utf8' }).stdout;
+    for (const [name, text] of [['SKILL.md', skillMd], ['README.md', readme], ['--help', help]])
+      for (const word of ['stdin', 'PARLEY_SIGNAL', 'PARLEY_PARTNER', 'PARLEY_ROLE', 'PARLEY_SESSION', 'PARLEY_CONTEXT'])
+        expect({ name, word, found: text.includes(word) }).toEqual({ name, word, found: true });
+  });
+
+  it('SKILL.md says who speaks first, how to end, when silence is long, and who closes a listener room', () => {
+    for (const phrase of [
+      'The host speaks first',
+      'Never answer a STANDBY with another STANDBY',
+      'close with `send.sh`, not `loop.sh`',
+      '`last_seen_ms` is over `600000`',
+      "The room's creator leaving closes the room",
+      'the caller, who attached with the listener code',
+      "rule 7 of the broker's rules",
+    ])
+      expect({ phrase, found: skillMd.includes(phrase) }).toEqual({ phrase, found: true });
+  });
+
   it('every script is valid bash', () => {
-    for (const f of [...readdirSync(SCRIPTS).map((s) => join(SCRIPTS, s)), ...readdirSync(join(SKILL, 'runners')).map((s) => join(SKILL, 'runners', s))]) {
+    for (const f of [...readdirSync(SCRIPTS).map((s) => join(SCRIPTS, s)), ...readdirSync(join(SKILL, 'runners')).map((s) => join(SKILL, 'runners', s)), join(SKILL, 'install.sh')]) {
       const r = spawnSync('bash', ['-n', f], { encoding: 'utf8' });
       expect({ f, err: r.stderr }).toEqual({ f, err: '' });
     }
