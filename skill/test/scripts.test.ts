@@ -2,7 +2,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { agent, liveBroker, messageText, pair, until } from './agents.js';
+import { agent, argvs, liveBroker, messageText, pair, until } from './agents.js';
 
 const mode = (p: string) => statSync(p).mode & 0o777;
 
@@ -243,16 +243,6 @@ describe('tokens stay out of process lists', () => {
     const { url } = await liveBroker();
     const { host, joiner } = await pair(url);
     const tokens = [host.token(), joiner.token()];
-    const argvs = () =>
-      readdirSync('/proc')
-        .filter((p) => /^\d+$/.test(p))
-        .map((p) => {
-          try {
-            return readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ');
-          } catch {
-            return ''; // the process ended meanwhile
-          }
-        });
     const held = host.start('wait.sh', ['--slice', '30']);
     await until(() => argvs().some((a) => a.startsWith('curl ') && a.includes('/wait?timeout=30')));
     const seen = argvs();

@@ -1,22 +1,11 @@
 /** The supervisor, with a deterministic fake runner, against a live broker. */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { agent, liveBroker, messageText, SKILL, until } from './agents.js';
+import { agent, argvs, liveBroker, messageText, SKILL, until } from './agents.js';
 
 const FAKE = join(SKILL, 'test', 'fake-runner.sh');
 
-/** Every process's command line, to find a wait left running. */
-const argvs = () =>
-  readdirSync('/proc')
-    .filter((p) => /^\d+$/.test(p))
-    .map((p) => {
-      try {
-        return readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ');
-      } catch {
-        return ''; // the process ended meanwhile
-      }
-    });
 
 describe('supervisor', () => {
   it('carries a full exchange between two supervisors and stops on the STANDBY pause', async () => {
@@ -49,7 +38,7 @@ describe('supervisor', () => {
     expect(h.err).toMatch(/partner is here/);
     expect(h.err).toMatch(/← Agent-[0-9a-f]{4} \[OVER\] Got "Let us compare/);
     expect(h.err).toMatch(/stopped: standby_pause/);
-  });
+  }, 90_000); // a whole conversation of bash turns: slow on a busy machine, bounded all the same
 
   it('answers a scripted partner and stops on the loop alarm', async () => {
     const { url } = await liveBroker();
@@ -111,7 +100,7 @@ describe('supervisor', () => {
     // The host heard the joiner's short STANDBY and did not answer it with another one.
     const log = h.err.split('\n').map((l) => l.replace(/^\[[\d:]+\] /, '').replace(/Agent-[0-9a-f]+/, 'Agent-x'));
     expect(log.slice(-4, -1)).toEqual(['→ That covers everything on my side [STANDBY]', '← Agent-x [STANDBY] Nothing to add from my side.', 'stopped: standby_pause (both sides stood by)']);
-  });
+  }, 90_000); // a whole conversation of bash turns: slow on a busy machine, bounded all the same
 
   it('Ctrl-C or SIGTERM leaves the room, so the partner is told and the next run is not refused', async () => {
     const { url } = await liveBroker();
