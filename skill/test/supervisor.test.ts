@@ -81,6 +81,8 @@ describe('supervisor', () => {
     const r = await sup.result;
     expect(r.out).toMatch(/^STOPPED reason=partner_standby turns=1$/m);
     expect(r.code).toBe(0);
+    // The human is told the room is still there and how to close it.
+    expect(r.out).toMatch(/^NEXT: the room stays open: .* bash \S+\/scripts\/leave\.sh --session default closes it$/m);
     const closing = await caller.run('wait.sh', ['--slice', '5']);
     expect([closing.first.replace(/Agent-[0-9a-f]+/, 'Agent-x'), messageText(closing.out)]).toEqual(['MESSAGE from=Agent-x signal=STANDBY', 'Nothing to add from my side.']);
     expect((await caller.run('wait.sh', ['--slice', '5'])).first).toBe('STANDBY_PAUSE');
