@@ -21,7 +21,7 @@ TMP_FILES=()
 
 die() { # die EXIT_CODE FIRST_LINE [DETAIL]
   printf '%s\n' "$2"
-  [ -n "${3:-}" ] && printf 'DETAIL: %s\n' "$3" | skill_words
+  [ -n "${3:-}" ] && printf 'DETAIL: %s\n' "$3"
   exit "$1"
 }
 
@@ -165,7 +165,7 @@ http_failure() {
   code=$(json_str code "$BODY")
   err=$(json_str error "$BODY")
   case "$HTTP_STATUS:$code" in
-    401:*) forget_token; die "$EX_TOKEN" "TOKEN_REJECTED" "${err:-token invalid or expired}: the session is over; connect again" ;;
+    401:*) forget_token; die "$EX_TOKEN" "TOKEN_REJECTED" "${err:-token invalid or expired}: the session is over; connect again (host.sh, join.sh or listen.sh)" ;;
     404:invalid_code) die "$EX_CODE" "INVALID_CODE" "$err" ;;
     400:not_in_room) forget_token; die "$EX_ENDED" "NOT_IN_ROOM" "$err" ;;
     429:loop_paused) die "$EX_LOOP" "LOOP_PAUSED" "$err" ;;
@@ -205,12 +205,6 @@ message_given() {
     1:-) return 0 ;;
     *) usage_error "a message is never an argument: $MESSAGE_USAGE" ;;
   esac
-}
-
-# Broker text as the skill shows it: a hint naming an HTTP action names the script that does
-# it. Only the broker's own lines pass through here, never a partner's ("│ " lines).
-skill_words() {
-  sed -e '/^│/!s#POST /resume#resume.sh#g' -e '/^│/!s#POST /leave#leave.sh#g' -e '/^│/!s#with /ping#with ping.sh#g'
 }
 
 # event_kind: the kind of the /wait answer in BODY, as the broker's event names say it
@@ -291,7 +285,7 @@ timeout_event() {
 
 print_event() {
   printf '%s\n' "$EVENT"
-  [ -s "$BODY" ] && skill_words < "$BODY" && printf '\n'
+  [ -s "$BODY" ] && cat "$BODY" && printf '\n'
   return 0
 }
 
