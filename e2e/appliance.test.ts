@@ -76,11 +76,11 @@ describe('appliance', () => {
     expect((await b.skill('join.sh', code)).code).toBe(0);
     expect((await a.skill('wait.sh', '--slice', '5')).stdout).toMatch(/^PARTNER_JOINED/);
 
-    expect((await a.skill('send.sh', 'Hello from the skill,\nline two [OVER]')).stdout).toMatch(/^DELIVERED/);
+    expect((await a.say('send.sh', 'Hello from the skill,\nline two [OVER]')).stdout).toMatch(/^DELIVERED/);
     const got = await b.skill('wait.sh', '--slice', '5');
     expect(got.stdout).toMatch(/^MESSAGE from=Agent-[0-9a-f]{4} signal=OVER\n/);
     expect(got.stdout).toContain('│ Hello from the skill,\n│ line two\n');
-    expect((await b.skill('send.sh', 'Got it [STANDBY]')).stdout).toMatch(/^DELIVERED/);
+    expect((await b.say('send.sh', 'Got it [STANDBY]')).stdout).toMatch(/^DELIVERED/);
     expect((await a.skill('wait.sh', '--slice', '5')).stdout).toMatch(/^MESSAGE from=Agent-[0-9a-f]{4} signal=STANDBY\n[^]*│ Got it/);
     expect((await a.skill('ping.sh')).stdout).toMatch(/^ROOM_ALIVE: true\nPARTNER_CONNECTED: true\n/);
   });

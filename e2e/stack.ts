@@ -133,6 +133,11 @@ export class Agent {
     });
   }
 
+  /** Send a message with a skill script the one way it takes one: a lone `-` and the text on stdin. */
+  say(script: string, text: string) {
+    return this.sh(`printf '%s' "$MESSAGE" | bash ${SKILL_DIR}/${script} -`, { PARLEY_URL: `https://${DOMAIN}`, PARLEY_CA_CERT: CA_PATH, MESSAGE: text });
+  }
+
   // The wire contract, one call each.
   register = () => this.http('POST', '/register');
   setup = (type: 'standard' | 'listener' = 'standard') => this.http('POST', '/setup', { body: JSON.stringify({ type }) });

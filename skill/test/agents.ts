@@ -10,6 +10,9 @@ import { fileURLToPath } from 'node:url';
 import { afterEach } from 'vitest';
 import { startBroker } from '../../broker/src/server.js';
 
+/** The bound for a test that runs many scripts in a row: each spawns bash, curl and sed, slow on a busy machine. */
+export const MANY_STEPS = 90_000;
+
 export const SKILL = fileURLToPath(new URL('..', import.meta.url));
 export const SCRIPTS = join(SKILL, 'scripts');
 

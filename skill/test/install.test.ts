@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { onCleanup, SKILL } from './agents.js';
+import { MANY_STEPS, onCleanup, SKILL } from './agents.js';
 
 const RUNTIMES = ['claude', 'codex', 'gemini'] as const;
 const TEMPLATE = { claude: 'claude.settings.json', codex: 'codex.rules', gemini: 'gemini.settings.json' };
@@ -54,7 +54,7 @@ describe('install.sh', () => {
     expect(JSON.parse(readFileSync(`${settings}.bak`, 'utf8'))).toEqual(mine);
     expect(JSON.parse(readFileSync(settings, 'utf8')).permissions.allow).toEqual(['Bash(npm test:*)', ...rules.allow]);
     expect(spawnSync(process.execPath, [join(dest, 'supervisor'), '--help'], { encoding: 'utf8' }).stdout).toMatch(/^usage: supervisor/);
-  });
+  }, MANY_STEPS);
 
   for (const runtime of RUNTIMES) {
     it(`rewrites every skill path for ${runtime}, in SKILL.md and in its permission rules`, () => {

@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { liveBroker, messageText, onCleanup, pair, SKILL } from './agents.js';
+import { liveBroker, MANY_STEPS, messageText, onCleanup, pair, SKILL } from './agents.js';
 
 /** SKILL.md's heredoc commands for `script`: [first line, closing line] of each block. */
 function heredocForms(skillMd: string, script: string) {
@@ -60,7 +60,7 @@ describe('messages are passed literally', () => {
     expect(last.first).toMatch(/signal=STANDBY$/);
     expect(messageText(last.out)).toBe(hostile(3).trimEnd());
     expect(existsSync(pwned)).toBe(false);
-  });
+  }, MANY_STEPS);
 
   it('refuses a message in the arguments, so the shell-expanded form never works', async () => {
     const { url } = await liveBroker();

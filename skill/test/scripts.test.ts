@@ -2,7 +2,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { agent, argvs, liveBroker, messageText, pair, until } from './agents.js';
+import { agent, argvs, liveBroker, MANY_STEPS, messageText, pair, until } from './agents.js';
 
 const mode = (p: string) => statSync(p).mode & 0o777;
 
@@ -56,7 +56,7 @@ describe('host and join', () => {
       for (const f of files) expect(mode(join(dir, f))).toBe(0o600);
     }
     for (const r of [opened, joined, notice, sent, got, hostHears, joinerHears, ping]) expect(r.out + r.err).not.toMatch(/tok_/);
-  });
+  }, MANY_STEPS);
 
   it('keeps two sessions on one machine apart', async () => {
     const { url } = await liveBroker();
@@ -104,6 +104,41 @@ describe('listener', () => {
     expect((await caller.run('headless.sh', ['off'])).first).toBe('REFUSED status=403 code=not_creator');
     expect((await listener.run('headless.sh', ['off'])).out).toBe('HEADLESS: false\n');
     expect((await caller.run('wait.sh', ['--slice', '2'])).first).toBe('NOTICE');
+  });
+});
+
+describe('listener rooms: the creator keeps the room', () => {
+  it('the caller leaving leaves the listener alone in its room; leave.sh then listen.sh takes a new caller', async () => {
+    const { url } = await liveBroker();
+    const listener = agent(url, 'listener');
+    const caller = agent(url, 'caller');
+    const code = /LISTENER_CODE: (\S+)/.exec((await listener.run('listen.sh')).out)![1];
+    expect((await caller.run('host.sh', [code])).first).toBe('ROLE: host');
+    expect((await listener.run('wait.sh', ['--slice', '5'])).first).toBe('PARTNER_JOINED');
+    // The caller is the wire protocol's host, yet its leaving does not close the listener's room.
+    expect((await caller.run('leave.sh')).first).toBe('LEFT');
+    const told = await listener.run('loop.sh', ['--slice', '5']);
+    expect([told.code, told.first]).toEqual([10, 'PARTNER_LEFT']);
+    expect((await listener.run('ping.sh')).out).toMatch(/^ROOM_ALIVE: true\nPARTNER_CONNECTED: false\n/);
+    // Still in that room, so a new listen.sh is refused until the listener leaves it.
+    expect((await listener.run('listen.sh')).first).toBe('SESSION_IN_USE session=default');
+    expect((await listener.run('leave.sh')).first).toBe('LEFT');
+    const again = await listener.run('listen.sh');
+    expect(again.first).toBe('ROLE: joiner');
+    const next = agent(url, 'next-caller');
+    expect((await next.run('host.sh', [/LISTENER_CODE: (\S+)/.exec(again.out)![1]])).first).toBe('ROLE: host');
+  }, MANY_STEPS);
+
+  it('the listener leaving closes the room for the caller', async () => {
+    const { url } = await liveBroker();
+    const listener = agent(url, 'listener');
+    const caller = agent(url, 'caller');
+    const code = /LISTENER_CODE: (\S+)/.exec((await listener.run('listen.sh')).out)![1];
+    await caller.run('host.sh', [code]);
+    expect((await listener.run('leave.sh')).first).toBe('LEFT');
+    const r = await caller.run('loop.sh', ['--slice', '5']);
+    expect([r.code, r.first]).toEqual([10, 'ROOM_CLOSED']);
+    expect(readdirSync(caller.stateDir())).not.toContain('auth');
   });
 });
 
@@ -173,7 +208,7 @@ describe('stopping points', () => {
     for (const a of [host, joiner]) expect((await a.run('wait.sh', ['--slice', '2'])).first).toBe('RESUMED');
     expect((await host.say('send.sh', 'The index on users.email is missing; adding it in 0045 [OVER]')).first).toBe('DELIVERED');
     expect(messageText((await joiner.run('loop.sh', ['--slice', '2'])).out)).toBe('The index on users.email is missing; adding it in 0045');
-  });
+  }, MANY_STEPS);
 
   it('reports a partner who left, and the host closing the room', async () => {
     const { url } = await liveBroker();

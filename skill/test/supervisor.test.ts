@@ -2,7 +2,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { agent, argvs, liveBroker, messageText, SKILL, until } from './agents.js';
+import { agent, argvs, liveBroker, MANY_STEPS, messageText, SKILL, until } from './agents.js';
 
 const FAKE = join(SKILL, 'test', 'fake-runner.sh');
 
@@ -38,7 +38,7 @@ describe('supervisor', () => {
     expect(h.err).toMatch(/partner is here/);
     expect(h.err).toMatch(/← Agent-[0-9a-f]{4} \[OVER\] Got "Let us compare/);
     expect(h.err).toMatch(/stopped: standby_pause/);
-  }, 90_000); // a whole conversation of bash turns: slow on a busy machine, bounded all the same
+  }, MANY_STEPS);
 
   it('answers a scripted partner and stops on the loop alarm', async () => {
     const { url } = await liveBroker();
@@ -63,7 +63,7 @@ describe('supervisor', () => {
     const r = await sup.result;
     expect(r.code).toBe(7);
     expect(r.out).toMatch(/^STOPPED reason=loop_alarm turns=\d+$/m);
-  });
+  }, MANY_STEPS);
 
   it('as a listener, answers whoever attaches, then stops when they stand by', async () => {
     const { url } = await liveBroker();
@@ -102,7 +102,7 @@ describe('supervisor', () => {
     // The host heard the joiner's short STANDBY and did not answer it with another one.
     const log = h.err.split('\n').map((l) => l.replace(/^\[[\d:]+\] /, '').replace(/Agent-[0-9a-f]+/, 'Agent-x'));
     expect(log.slice(-4, -1)).toEqual(['→ That covers everything on my side [STANDBY]', '← Agent-x [STANDBY] Nothing to add from my side.', 'stopped: standby_pause (both sides stood by)']);
-  }, 90_000); // a whole conversation of bash turns: slow on a busy machine, bounded all the same
+  }, MANY_STEPS);
 
   it('Ctrl-C or SIGTERM leaves the room, so the partner is told and the next run is not refused', async () => {
     const { url } = await liveBroker();
@@ -130,7 +130,7 @@ describe('supervisor', () => {
     const t = await hostSup.result;
     expect([t.code, /STOPPED reason=\w+/.exec(t.out)?.[0]]).toEqual([143, 'STOPPED reason=interrupted']);
     expect((await bot.run('host.sh')).first).toBe('ROLE: host');
-  });
+  }, MANY_STEPS);
 
   it('stops and reports when the partner leaves', async () => {
     const { url } = await liveBroker();
@@ -169,7 +169,7 @@ describe('supervisor', () => {
     expect(context).toContain(`### Partner (${env.PARLEY_PARTNER}) [OVER]\n${text}`);
     sup.child.kill('SIGTERM');
     await sup.result;
-  });
+  }, MANY_STEPS);
 
   it('refuses a bad command line with a usage error', async () => {
     const { url } = await liveBroker();
