@@ -5,8 +5,8 @@
 # with every skill path rewritten to where it is installed (permission rules match the exact
 # command text, so they must name the real path). Tests are not installed. A second run
 # replaces the old copy whole, so scripts that no longer exist are gone. Unless --no-settings,
-# the permission rules are added to the runtime's own settings (existing rules kept, the first
-# backup kept).
+# the permission rules are put in place: merged into ~/.claude/settings.json (existing rules
+# kept, the first backup kept), or as a file of their own for Codex and Gemini CLI.
 set -u
 umask 022
 USAGE='install.sh --runtime claude|codex|gemini [--dest DIR] [--no-settings]'
@@ -42,7 +42,7 @@ fi
 
 case $RUNTIME in
   claude) TEMPLATE=claude.settings.json ;;
-  gemini) TEMPLATE=gemini.settings.json ;;
+  gemini) TEMPLATE=gemini.policy.toml ;;
   codex) TEMPLATE=codex.rules ;;
 esac
 
@@ -54,11 +54,15 @@ mkdir -p "$NEW/scripts" "$NEW/runners" "$NEW/settings"
 cp "$SRC"/SKILL.md "$SRC"/supervisor "$NEW"/ &&
   cp "$SRC"/scripts/*.sh "$NEW"/scripts/ &&
   cp "$SRC"/runners/*.sh "$NEW"/runners/ &&
-  cp "$SRC/settings/$TEMPLATE" "$SRC/settings/merge.mjs" "$NEW"/settings/ ||
+  cp "$SRC/settings/$TEMPLATE" "$NEW"/settings/ &&
+  { [ "$RUNTIME" != claude ] || cp "$SRC/settings/merge.mjs" "$NEW"/settings/; } ||
   die 1 STATE_ERROR "cannot copy the skill into $parent"
-# Every runtime's spelling of the skill folder becomes this install's.
+# Every runtime's spelling of the skill folder becomes this install's, also where a rule spells
+# it as a regular expression (dots escaped): the sed replacement for that is PREFIX with "\\.".
+PREFIX_RE=$(printf '%s' "$PREFIX" | sed 's/\./\\\\./g')
 for f in "$NEW"/SKILL.md "$NEW"/supervisor "$NEW"/scripts/*.sh "$NEW"/runners/*.sh "$NEW/settings/$TEMPLATE"; do
-  sed -e "s#~/\.claude/skills/parley#$PREFIX#g" -e "s#~/\.codex/skills/parley#$PREFIX#g" -e "s#~/\.gemini/skills/parley#$PREFIX#g" "$f" > "$f.tmp" &&
+  sed -e "s#~/\.claude/skills/parley#$PREFIX#g" -e "s#~/\.codex/skills/parley#$PREFIX#g" -e "s#~/\.gemini/skills/parley#$PREFIX#g" \
+    -e "s#~/\\\\\.gemini/skills/parley#$PREFIX_RE#g" "$f" > "$f.tmp" &&
     mv "$f.tmp" "$f" || die 1 STATE_ERROR "cannot write $f"
 done
 chmod 755 "$NEW" "$NEW"/supervisor "$NEW"/scripts/*.sh "$NEW"/runners/*.sh
@@ -72,13 +76,16 @@ rm -rf "$DEST.old"
 trap - EXIT
 echo "INSTALLED runtime=$RUNTIME dest=$DEST"
 
+own_rules() {
+  mkdir -p "$(dirname "$1")" && cp "$DEST/settings/$TEMPLATE" "$1" || die 1 STATE_ERROR "cannot write $1"
+  echo "RULES $1"
+}
+
 [ -n "$SETTINGS" ] || exit 0
 case $RUNTIME in
   claude) node "$DEST/settings/merge.mjs" "$DEST/settings/$TEMPLATE" "$HOME/.claude/settings.json" || exit 1 ;;
-  gemini) node "$DEST/settings/merge.mjs" "$DEST/settings/$TEMPLATE" "$HOME/.gemini/settings.json" || exit 1 ;;
-  codex)
-    # Its own rules file: nothing else of the user's is touched, and an upgrade replaces it.
-    mkdir -p "$HOME/.codex/rules" && cp "$DEST/settings/codex.rules" "$HOME/.codex/rules/parley.rules" ||
-      die 1 STATE_ERROR "cannot write $HOME/.codex/rules/parley.rules"
-    echo "RULES $HOME/.codex/rules/parley.rules" ;;
+  # Codex and Gemini CLI: a rules file of its own, so nothing else of the user's is touched and
+  # an upgrade replaces it.
+  codex) own_rules "$HOME/.codex/rules/parley.rules" ;;
+  gemini) own_rules "$HOME/.gemini/policies/parley.toml" ;;
 esac

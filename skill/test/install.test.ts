@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { MANY_STEPS, onCleanup, SKILL } from './agents.js';
 
 const RUNTIMES = ['claude', 'codex', 'gemini'] as const;
-const TEMPLATE = { claude: 'claude.settings.json', codex: 'codex.rules', gemini: 'gemini.settings.json' };
+const TEMPLATE = { claude: 'claude.settings.json', codex: 'codex.rules', gemini: 'gemini.policy.toml' };
 const sourceScripts = readdirSync(join(SKILL, 'scripts')).sort();
 
 function tempHome() {
@@ -65,12 +65,12 @@ describe('install.sh', () => {
       const skillMd = readFileSync(join(dest, 'SKILL.md'), 'utf8');
       const template = readFileSync(join(dest, 'settings', TEMPLATE[runtime]), 'utf8');
       for (const text of [skillMd, template]) {
-        const named = new Set([...text.matchAll(/~\/\.\w+\/skills\/parley/g)].map((m) => m[0]));
+        const named = new Set([...text.matchAll(/~\/\\?\.\w+\/skills\/parley/g)].map((m) => m[0].replace('\\', '')));
         expect([...named]).toEqual([prefix]);
       }
       expect(skillMd).toContain(`bash ${prefix}/scripts/send.sh - <<'PARLEY_END'`);
       expect(template).toContain(`${prefix}/scripts/loop.sh`);
-      const active = { claude: '.claude/settings.json', gemini: '.gemini/settings.json', codex: '.codex/rules/parley.rules' }[runtime];
+      const active = { claude: '.claude/settings.json', gemini: '.gemini/policies/parley.toml', codex: '.codex/rules/parley.rules' }[runtime];
       expect(readFileSync(join(home, active), 'utf8')).toContain(`${prefix}/scripts/send.sh`);
     });
   }

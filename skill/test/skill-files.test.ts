@@ -10,7 +10,7 @@ const read = (p: string) => readFileSync(join(SKILL, p), 'utf8');
 const skillMd = read('SKILL.md');
 const scripts = readdirSync(SCRIPTS).filter((f) => f.endsWith('.sh') && f !== 'lib.sh');
 const claude = JSON.parse(read('settings/claude.settings.json')).permissions;
-const gemini = JSON.parse(read('settings/gemini.settings.json')).tools.allowed as string[];
+const geminiToml = read('settings/gemini.policy.toml');
 const codexMd = read('settings/codex.rules');
 
 /** SKILL.md's commands: each code block's or inline code's command line (a heredoc's body left out). */
@@ -45,6 +45,21 @@ const codexMatch = (cmd: string, pattern: (string | string[])[]) => {
   const words = cmd.split(/ +/);
   return pattern.every((p, i) => (Array.isArray(p) ? p.includes(words[i]) : p === words[i]));
 };
+// Gemini CLI's policy rules (its TOML, read just enough): each [[rule]]'s prefixes or regex and decision.
+const geminiRules = (toml: string) =>
+  toml
+    .split('[[rule]]')
+    .slice(1)
+    .map((r) => ({
+      prefixes: [.../commandPrefix = \[([\s\S]*?)\]/.exec(r)?.[1].matchAll(/"([^"]+)"/g) ?? []].map((m) => m[1]),
+      regex: /commandRegex = '''(.*)'''/.exec(r)?.[1],
+      decision: /decision = "(\w+)"/.exec(r)![1],
+      priority: Number(/priority = (\d+)/.exec(r)![1]),
+      allowRedirection: /allowRedirection = true/.test(r),
+    }));
+/** A Gemini CLI rule matches as its policy engine does: against the JSON of the tool call's arguments. */
+const geminiMatch = (command: string, rule: ReturnType<typeof geminiRules>[number]) =>
+  rule.regex ? new RegExp(`"command":"${rule.regex}`).test(JSON.stringify({ command })) : rule.prefixes.some((p) => prefixMatch(command, p));
 const rewrite = (cmd: string, runtime: string) => cmd.replace(/~\/\.claude\/skills\/parley/g, `~/.${runtime}/skills/parley`);
 
 describe('SKILL.md and the permission templates', () => {
@@ -65,24 +80,37 @@ describe('SKILL.md and the permission templates', () => {
   });
 
   it('every documented command is allowed or asks in each runtime, exactly as written; a message in the arguments is not allowed', () => {
-    const allow = {
-      claude: claude.allow.map(claudeRule),
-      gemini: gemini.map((r) => /^run_shell_command\((.*)\)$/.exec(r)![1]),
-    };
+    const allow = { claude: claude.allow.map(claudeRule) };
     const ask = claude.ask.map(claudeRule);
     const codex = codexRules(codexMd);
+    const gemini = geminiRules(geminiToml);
+    // Gemini CLI decides on the whole command, a heredoc's body included: the highest-priority rule
+    // that matches, and a heredoc (a redirection to it) asks unless that rule allows redirection.
+    const byPriority = [...gemini].sort((a, b) => b.priority - a.priority);
+    const geminiDecision = (c: string) => {
+      const heredoc = c.endsWith("<<'PARLEY_END'");
+      const whole = rewrite(heredoc ? `${c}\nThe build is green, it's \`done\` > \"$HOME\" [OVER]\nPARLEY_END` : c, 'gemini');
+      const rule = byPriority.find((r) => geminiMatch(whole, r));
+      return rule && heredoc && rule.decision === 'allow' && !rule.allowRedirection ? 'ask_user' : rule?.decision;
+    };
     const scriptCommands = commands.filter((c) => c.startsWith('bash ')).map((c) => c.replace(/ on\|off$/, ' on').replace(/ …$/, ''));
     for (const c of scriptCommands) {
       const asking = /(leave|resume|headless)\.sh/.test(c);
       expect({ c, claude: (asking ? ask : allow.claude).some((p: string) => prefixMatch(c, p)) }).toEqual({ c, claude: true });
-      if (!asking) expect({ c, gemini: allow.gemini.some((p) => prefixMatch(rewrite(c, 'gemini'), p)) }).toEqual({ c, gemini: true });
+      expect({ c, gemini: geminiDecision(c) }).toEqual({ c, gemini: asking ? 'ask_user' : 'allow' });
       const codexDecision = codex.find((r) => codexMatch(rewrite(c, 'codex'), r.pattern))?.decision;
       expect({ c, codex: codexDecision }).toEqual({ c, codex: asking ? 'prompt' : 'allow' });
     }
     const quoted = 'bash ~/.claude/skills/parley/scripts/send.sh "the build is green [STANDBY]"';
     expect(allow.claude.some((p: string) => prefixMatch(quoted, p))).toBe(false);
-    expect(allow.gemini.some((p) => prefixMatch(rewrite(quoted, 'gemini'), p))).toBe(false);
     expect(codex.some((r) => codexMatch(rewrite(quoted, 'codex'), r.pattern))).toBe(false);
+    // Gemini CLI also checks a heredoc command's first line alone, so `send.sh` itself is allowed
+    // there; the script refuses a message in its arguments (literal-messages.test.ts).
+    // A command after a heredoc that ended early is not covered by the heredoc rule, and no rule
+    // allows it when Gemini CLI checks it alone.
+    const early = rewrite("bash ~/.claude/skills/parley/scripts/send.sh - <<'PARLEY_END'\nhi [OVER]\nPARLEY_END\ntouch /tmp/x", 'gemini');
+    expect(gemini.filter((r) => r.regex).some((r) => geminiMatch(early, r))).toBe(false);
+    expect(gemini.some((r) => geminiMatch('touch /tmp/x', r))).toBe(false);
   });
 
   it('the Claude Code rules name every script; leave, resume and headless always ask', () => {
@@ -94,7 +122,10 @@ describe('SKILL.md and the permission templates', () => {
 
   it('Gemini CLI and Codex allow the same scripts at their own paths', () => {
     const allowed = claude.allow.map((r: string) => /scripts\/([a-z]+\.sh)/.exec(r)![1]).sort();
-    expect(gemini.map((r) => /^run_shell_command\(bash ~\/\.gemini\/skills\/parley\/scripts\/([a-z]+\.sh)( -)?\)$/.exec(r)![1]).sort()).toEqual(allowed);
+    const gemini = geminiRules(geminiToml);
+    expect(gemini.map((r) => r.decision)).toEqual(['allow', 'allow', 'ask_user']);
+    expect(gemini[0].prefixes.map((p) => /^bash ~\/\.gemini\/skills\/parley\/scripts\/([a-z]+\.sh)$/.exec(p)![1]).sort()).toEqual(allowed);
+    expect(gemini[2].prefixes.map((p) => /scripts\/([a-z]+\.sh)$/.exec(p)![1]).sort()).toEqual(['headless.sh', 'leave.sh', 'resume.sh']);
     const rules = codexRules(codexMd);
     expect(rules.map((r) => r.decision)).toEqual(['allow', 'allow', 'prompt']);
     const codexAllowed = rules.filter((r) => r.decision === 'allow').flatMap((r) => [r.pattern[1]].flat().map((p) => /scripts\/([a-z]+\.sh)$/.exec(p)![1]));
