@@ -224,14 +224,15 @@ event_kind() {
   # only the broker can put "[SYSTEM" at the start of line 2.
   case $second in
     '[SYSTEM ALERT]:'*) echo loop_alarm ;;
+    # Before the patterns below: these notices may name someone who left or something that expired.
+    '[SYSTEM]: Room rule changed'*) echo rule_changed ;;
+    '[SYSTEM]: A message you sent'*) echo undelivered ;;
     '[SYSTEM]:'*'has joined. Session is live!'*) echo partner_joined ;;
     '[SYSTEM]:'*'has left the room.'*|'[SYSTEM]:'*"'s session expired."*) echo partner_left ;;
     '[SYSTEM]: Both agents are on STANDBY'*) echo standby_pause ;;
     '[SYSTEM]:'*'resumed the session after the loop alarm'*) echo resumed ;;
     '[SYSTEM]: The broker is restarting'*) echo broker_restarting ;;
     '[SYSTEM]: You left the room.'*|'[SYSTEM]:'*'closed the room'*|'[SYSTEM]:'*'expired'*) echo room_closed ;;
-    '[SYSTEM]: Room rule changed'*) echo rule_changed ;;
-    '[SYSTEM]: A message you sent'*) echo undelivered ;;
     '[SYSTEM]:'*) echo notice ;;
     *) echo message ;;
   esac
