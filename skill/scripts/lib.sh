@@ -113,10 +113,11 @@ save_token_from() {
   sed -n -E 's/.*"token":"(tok_[0-9a-f]+)".*/Authorization: Bearer \1/p' "$1" > "$AUTH_FILE.new"
   [ -s "$AUTH_FILE.new" ] || { rm -f "$AUTH_FILE.new"; die "$EX_REFUSED" "BAD_RESPONSE" "the broker sent no token"; }
   mv "$AUTH_FILE.new" "$AUTH_FILE"
+  rm -f "$STATE_DIR/last_event" # a new session acknowledges from scratch
 }
 
 # The session is over for good: forget its token (settings stay for the next connect).
-forget_token() { rm -f "$AUTH_FILE"; }
+forget_token() { rm -f "$AUTH_FILE" "$STATE_DIR/last_event"; }
 
 # --- HTTP ---------------------------------------------------------------------------
 
@@ -143,6 +144,8 @@ api() {
   HTTP_STATUS=$(curl "$@" "$URL$path" 2>"$err")
   rc=$?
   [ $rc -eq 0 ] && return 0
+  # A caller that retries (an idempotent send) handles the failure itself.
+  [ -n "${API_RETRYING:-}" ] && return $rc
   local detail
   detail=$(head -n 1 "$err")
   case $rc in
@@ -174,6 +177,7 @@ http_failure() {
     429:*) die "$EX_RETRY" "RATE_LIMITED retry_after=$(retry_after)" "$err" ;;
     503:partner_not_connected) die "$EX_NO_PARTNER" "PARTNER_NOT_CONNECTED" "$err" ;;
     503:draining) die "$EX_RETRY" "BROKER_DRAINING retry_after=$(retry_after)" "$err" ;;
+    503:state_unavailable) die "$EX_RETRY" "BROKER_BUSY retry_after=$(retry_after)" "$err" ;;
     409:wait_pending) die "$EX_RETRY" "WAIT_PENDING" "$err" ;;
     502:*|503:*|504:*) die "$EX_UNREACHABLE" "BROKER_UNREACHABLE" "HTTP $HTTP_STATUS from $URL" ;;
     *) die "$EX_REFUSED" "REFUSED status=$HTTP_STATUS code=${code:-none}" "$err" ;;
@@ -192,7 +196,16 @@ send_stdin() {
   local f
   new_tmp f
   cat > "$f" || die "$EX_USAGE" "STATE_ERROR" "cannot read the message from stdin"
-  api POST /send -H 'content-type: text/plain; charset=utf-8' --data-binary @"$f"
+  # One key for every try of this message: a send whose answer was lost is retried and never
+  # delivered twice (the broker answers a repeated key with the first result).
+  local key attempt sent=
+  key=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+  for attempt in 1 2 3 4; do
+    API_RETRYING=1 api POST /send -H 'content-type: text/plain; charset=utf-8' -H "idempotency-key: send-$key" --data-binary @"$f" && { sent=1; break; }
+    sleep "0.$((attempt * 2))"
+  done
+  # A last try that fails reports it as any call does (BROKER_UNREACHABLE, TLS_ERROR).
+  [ -n "$sent" ] || api POST /send -H 'content-type: text/plain; charset=utf-8' -H "idempotency-key: send-$key" --data-binary @"$f"
   ok_or_fail
 }
 
@@ -209,10 +222,13 @@ message_given() {
 
 # event_kind: the kind of the /wait answer in BODY, as the broker's event names say it
 # (message, partner_joined, partner_left, room_closed, standby_pause, loop_alarm, resumed,
-# rule_changed, undelivered, broker_restarting, timeout). The one place that reads it: today
-# from the frame's text; once every broker sends `Parley-Event:`, read that header here instead.
+# rule_changed, undelivered, broker_restarting, timeout). The one place that reads it: the
+# `Parley-Event` header, or the frame's text from a broker that does not send it.
 event_kind() {
-  local first second
+  local first second kind
+  # The broker says what it sent in a header; a broker too old to say so is read from the text.
+  kind=$(sed -n -E 's/^[Pp]arley-[Ee]vent: *([a-z_]+).*/\1/p' "$HEADERS" | head -n 1)
+  [ -n "$kind" ] && { echo "$kind"; return; }
   first=$(sed -n 1p "$BODY")
   second=$(sed -n 2p "$BODY")
   case $first in
@@ -240,9 +256,19 @@ event_kind() {
 
 # wait_once SECONDS: one /wait slice. Sets EVENT (first output line), EVENT_RC and BODY.
 wait_once() {
-  api GET "/wait?timeout=$1" --max-time $(($1 + 30))
+  # Acknowledging client: each wait names the last event shown, so the broker hands out again
+  # whatever never reached us (a cut connection, a proxy restart) instead of losing it.
+  local last id
+  last=$(state_get last_event)
+  api GET "/wait?timeout=$1&ack=${last}" --max-time $(($1 + 30))
   ok_or_fail
   EVENT_RC=$EX_OK
+  id=$(sed -n -E 's/^[Pp]arley-[Ee]vent-[Ii]d: *(evt_[0-9a-f]+).*/\1/p' "$HEADERS" | head -n 1)
+  if [ -n "$id" ]; then
+    # Shown already (its ack was lost on the way): take the next one instead.
+    if [ "$id" = "$last" ]; then wait_once "$1"; return; fi
+    state_put last_event "$id"
+  fi
   case $(event_kind) in
     timeout) timeout_event ;;
     message)
@@ -262,7 +288,10 @@ wait_once() {
     partner_left) EVENT=PARTNER_LEFT EVENT_RC=$EX_ENDED ;;
     standby_pause) EVENT=STANDBY_PAUSE EVENT_RC=$EX_STANDBY ;;
     resumed) EVENT=RESUMED ;;
-    broker_restarting) EVENT=BROKER_RESTARTING EVENT_RC=$EX_ENDED; forget_token ;;
+    broker_restarting)
+      # Several brokers on a shared backend: the session survives, wait again shortly.
+      if grep -q 'Your session survives' "$BODY"; then EVENT="BROKER_RESTARTING retry_after=3" EVENT_RC=$EX_RETRY
+      else EVENT=BROKER_RESTARTING EVENT_RC=$EX_ENDED; forget_token; fi ;;
     room_closed) EVENT=ROOM_CLOSED EVENT_RC=$EX_ENDED; forget_token ;;
     rule_changed|undelivered|notice) EVENT=NOTICE ;;
     *) EVENT="UNKNOWN_EVENT" EVENT_RC=$EX_REFUSED ;;
