@@ -172,6 +172,8 @@ export async function startStack(): Promise<Stack> {
       .withNetworkAliases('broker')
       .withEnvironment({
         TRUSTED_PROXIES: core.subnet,
+        PUBLIC_URL: `https://${DOMAIN}`,
+        PARLEY_TLS: 'internal',
         // Low enough for scenario 5 to hit quickly, high enough for every other scenario's setup calls.
         RATE_ANON_PER_MIN: '40',
         // The most verbose level, so the privacy check reads everything the broker can log.
@@ -184,7 +186,7 @@ export async function startStack(): Promise<Stack> {
     const ssh = await new GenericContainer(BROKER_IMAGE)
       .withCommand(['node', 'broker/dist/ssh/main.js'])
       .withNetwork(core.net)
-      .withEnvironment({ BROKER_URL: 'http://broker:3000', PARLEY_DOMAIN: DOMAIN, LOG_LEVEL: 'trace' })
+      .withEnvironment({ BROKER_URL: 'http://broker:3000', PUBLIC_URL: `https://${DOMAIN}`, PARLEY_TLS: 'internal', LOG_LEVEL: 'trace' })
       .withWaitStrategy(Wait.forLogMessage(/ssh broker listening/))
       .start();
     started.push(ssh);
