@@ -225,6 +225,14 @@ describe('a newcomer on non-default ports with a LAN name and the local CA', () 
     }
   });
 
+  it("10g. Caddy's healthcheck passes for the name Caddy serves and fails, as clients do, for a name it has no certificate for", async () => {
+    const caddy = container('caddy');
+    expect((await caddy.exec(['/usr/local/bin/parley-healthcheck'])).exitCode).toBe(0);
+    const wrong = await caddy.exec(['/usr/local/bin/parley-healthcheck'], { env: { PARLEY_DOMAIN: 'other.lan' } });
+    expect(wrong.exitCode).not.toBe(0);
+    expect(wrong.output).toMatch(/tlsv1 alert internal error|SSL/);
+  });
+
   it('10e. /metrics is not served through Caddy, only on the compose network', async () => {
     const viaCaddy = response((await curl('-sS', '-i', '--cacert', 'parley-root.crt', `https://${DOMAIN}:${ports.https}/metrics`)).stdout);
     expect([viaCaddy.status, JSON.parse(viaCaddy.body)]).toEqual([404, { error: 'Not found', code: 'not_found' }]);
