@@ -13,7 +13,7 @@ describe('start-up log', () => {
     expect(listening.msg).toBe(`broker listening on http://localhost:${b.port}; try: curl -s http://localhost:${b.port}/health`);
     const curl = /try: curl -s (\S+)$/.exec(listening.msg)![1];
     const res = await fetch(curl.replace('localhost', '127.0.0.1'));
-    expect([res.status, await res.text()]).toEqual([200, '{"ok":true}']);
+    expect([res.status, await res.json()]).toEqual([200, { ok: true }]);
   });
 
   it('behind Caddy names PUBLIC_URL, with --cacert for a local CA', async () => {
