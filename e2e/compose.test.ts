@@ -225,7 +225,7 @@ describe('a newcomer on non-default ports with a LAN name and the local CA', () 
     }
   });
 
-  it("10g. Caddy's healthcheck passes for the name Caddy serves and fails, as clients do, for a name it has no certificate for", async () => {
+  it("10e. Caddy's healthcheck passes for the name Caddy serves and fails, as clients do, for a name it has no certificate for", async () => {
     const caddy = container('caddy');
     expect((await caddy.exec(['/usr/local/bin/parley-healthcheck'])).exitCode).toBe(0);
     const wrong = await caddy.exec(['/usr/local/bin/parley-healthcheck'], { env: { PARLEY_DOMAIN: 'other.lan' } });
@@ -233,14 +233,14 @@ describe('a newcomer on non-default ports with a LAN name and the local CA', () 
     expect(wrong.output).toMatch(/tlsv1 alert internal error|SSL/);
   });
 
-  it('10e. /metrics is not served through Caddy, only on the compose network', async () => {
+  it('10f. /metrics is not served through Caddy, only on the compose network', async () => {
     const viaCaddy = response((await curl('-sS', '-i', '--cacert', 'parley-root.crt', `https://${DOMAIN}:${ports.https}/metrics`)).stdout);
     expect([viaCaddy.status, JSON.parse(viaCaddy.body)]).toEqual([404, { error: 'Not found', code: 'not_found' }]);
     const inside = await container('ssh').exec(['node', '-e', "fetch('http://broker:3000/metrics').then(r=>r.text()).then(t=>process.stdout.write(t))"]);
     expect(inside.stdout).toMatch(/^# HELP /m);
   });
 
-  it("10f. with the broker down Caddy answers 502 and its error log leaves out the request's path (an invite code)", async () => {
+  it("10g. with the broker down Caddy answers 502 and its error log leaves out the request's path (an invite code)", async () => {
     const code = `invite_${'e'.repeat(32)}`;
     await run('docker', ['stop', container('broker').getId()]);
     try {
