@@ -225,7 +225,7 @@ export const S = {
   }),
   A2A_DIAL_ALLOW: setting({
     name: 'A2A_DIAL_ALLOW', section: 'broker', default: '', parse: ipList,
-    meaning: 'A2A dial-out reaches only public addresses; comma-separated IPs/CIDRs to allow private ones (e.g. `10.0.0.0/8`).',
+    meaning: 'Comma-separated IPs/CIDRs that `POST /a2a/dial` may reach although they are not public (loopback, private, link-local). Everything else non-public is refused.',
     compose: { pass: ['broker'] },
   }),
   LOG_LEVEL: setting({
