@@ -66,7 +66,7 @@ export async function startBroker(opts: { env?: Record<string, string | undefine
   const { port } = server.address() as AddressInfo;
   const host = config.httpHost === '0.0.0.0' ? '127.0.0.1' : config.httpHost.includes(':') ? `[${config.httpHost}]` : config.httpHost;
   // What to try first: PUBLIC_URL, or this very port when it was picked at start.
-  const url = (env.PUBLIC_URL ?? '').trim() ? config.publicUrl : `http://localhost:${port}`;
+  const url = config.publicUrl || `http://localhost:${port}`;
   const cacert = usesLocalCa(url, config.tls) ? '--cacert parley-root.crt ' : '';
   log.info({ port, url, rateLimits: config.rateLimits, backend: backend.name }, `broker listening on ${url}; try: curl -s ${cacert}${url}/health`);
   const tlsProblem = tlsWarning(config.publicUrl, config.tls);

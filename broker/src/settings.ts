@@ -149,9 +149,11 @@ export const S = {
     compose: { notPassed: 'the broker must listen on the compose network, which the default does' },
   }),
   PUBLIC_URL: setting({
-    name: 'PUBLIC_URL', section: 'broker', default: 'http://localhost:<HTTP_PORT>',
-    parse: (raw, env) => httpUrl(raw || `http://localhost:${value(HTTP_PORT, env)}`, true),
-    meaning: 'The external base URL agents use (scheme, host, port; no path), shown in hints. Compose sets `https://PARLEY_DOMAIN:HTTPS_PUBLIC_PORT`.',
+    // Unset, each door uses the address a request reached (the A2A door's cards), the start-up
+    // line shows http://localhost:<HTTP_PORT> and the SSH broker's hints the same.
+    name: 'PUBLIC_URL', section: 'broker', default: '',
+    parse: (raw) => (raw ? httpUrl(raw, true) : ''),
+    meaning: 'The external base URL agents use (scheme, host, port; no path), for hints and A2A cards. Unset: the address a request reached, and `http://localhost:<HTTP_PORT>` in the start-up line. Compose sets `https://PARLEY_DOMAIN:HTTPS_PUBLIC_PORT`.',
     compose: { derived: ['broker', 'ssh'], how: 'https://${PARLEY_DOMAIN}:${HTTPS_PUBLIC_PORT}, the address Caddy serves' },
   }),
   TRUSTED_PROXIES: setting({
@@ -311,6 +313,11 @@ function read(env: Env, name: string): string {
   return (env[name] ?? '').trim();
 }
 
+/** PUBLIC_URL, or where a broker on this machine answers when it is unset. */
+export function publicUrlOrLocal(env: Env): string {
+  return value(S.PUBLIC_URL, env) || `http://localhost:${value(HTTP_PORT, env)}`;
+}
+
 /** Check and convert one setting; a bad value is a ConfigError naming the setting. */
 export function value<T>(s: Setting<T>, env: Env): T {
   try {
@@ -327,6 +334,7 @@ export function fromTable<C>(fields: { [K in keyof C]: Setting<C[K]> }, env: Env
 
 /** Whether clients must be given Caddy's local root certificate to reach `publicUrl`. */
 export function usesLocalCa(publicUrl: string, tls: TlsMode): boolean {
+  if (!publicUrl) return false;
   const url = new URL(publicUrl);
   if (url.protocol !== 'https:') return false;
   const host = url.hostname.replace(/^\[|\]$/g, '');
@@ -338,6 +346,7 @@ const PRIVATE_SUFFIXES = ['lan', 'local', 'home', 'internal', 'intranet', 'corp'
 
 /** A warning with the fix when PUBLIC_URL's name cannot get a certificate the way PARLEY_TLS asks. */
 export function tlsWarning(publicUrl: string, tls: TlsMode): string | undefined {
+  if (!publicUrl) return undefined;
   const url = new URL(publicUrl);
   if (url.protocol !== 'https:' || tls === 'internal' || usesLocalCa(publicUrl, tls)) return undefined;
   const host = url.hostname;

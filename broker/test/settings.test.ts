@@ -131,9 +131,9 @@ describe('settings table', () => {
 });
 
 describe('PUBLIC_URL', () => {
-  it('defaults to http://localhost:<HTTP_PORT> and is kept as an origin', () => {
-    expect(loadConfig({}).publicUrl).toBe('http://localhost:3000');
-    expect(loadConfig({ HTTP_PORT: '8080' }).publicUrl).toBe('http://localhost:8080');
+  it('is empty when unset (doors use the address a request reached), and kept as an origin', () => {
+    expect(loadConfig({}).publicUrl).toBe('');
+    expect(loadConfig({ HTTP_PORT: '8080' }).publicUrl).toBe('');
     expect(loadConfig({ PUBLIC_URL: 'https://parley.lan:443/' }).publicUrl).toBe('https://parley.lan');
     expect(loadConfig({ PUBLIC_URL: 'https://Parley.LAN:8443' }).publicUrl).toBe('https://parley.lan:8443');
   });

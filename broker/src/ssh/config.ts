@@ -1,5 +1,5 @@
 /** The SSH broker's settings, from the environment, validated at start like the HTTP broker's (table in settings.ts). */
-import { type Env, fromTable, S, type Setting, type TlsMode, usesLocalCa } from '../settings.js';
+import { type Env, fromTable, publicUrlOrLocal, S, type Setting, type TlsMode, usesLocalCa } from '../settings.js';
 
 export interface SshConfig {
   port: number;
@@ -32,6 +32,7 @@ export const SSH_CONFIG_FIELDS: { [K in keyof FromEnv]: Setting<FromEnv[K]> } = 
 };
 
 export function loadSshConfig(env: Env = process.env): SshConfig {
-  const { tls, ...cfg } = fromTable(SSH_CONFIG_FIELDS, env);
+  const { tls, ...fields } = fromTable(SSH_CONFIG_FIELDS, env);
+  const cfg = { ...fields, publicUrl: publicUrlOrLocal(env) };
   return { ...cfg, publicHost: new URL(cfg.publicUrl).hostname, localCa: usesLocalCa(cfg.publicUrl, tls) };
 }
