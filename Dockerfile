@@ -26,6 +26,7 @@ COPY --from=build /app/broker/dist broker/dist
 RUN mkdir -p /data/ssh && chown node:node /data/ssh
 USER node
 EXPOSE 3000 2222
-HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
+# Generous timeouts: starting node for the check takes seconds on a small or busy machine.
+HEALTHCHECK --interval=10s --timeout=10s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.HTTP_PORT||3000)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 CMD ["node", "broker/dist/main.js"]

@@ -63,7 +63,7 @@ describe('appliance', () => {
     expect(reply.body).toMatch(/^MESSAGE_RECEIVED\n┌─ Agent-[0-9a-f]{4} \[STANDBY\]\n│\n│ Reply from B\n└────$/);
 
     const ping = await a.ping(host);
-    expect(ping.json).toEqual({ room_alive: true, partner_connected: true, partner_last_seen_ms: expect.any(Number) });
+    expect(ping.json).toEqual({ room_alive: true, partner_connected: true, partner_last_seen_ms: expect.any(Number), partner_presence: expect.any(String), paused: null });
     // Caddy's security headers are on every answer.
     expect(ping.headers['strict-transport-security']).toMatch(/max-age=\d+/);
     expect(ping.headers['x-content-type-options']).toBe('nosniff');

@@ -7,7 +7,7 @@
  * Build once, start once: every scenario opens its own rooms and tokens on this one stack.
  */
 import { execFile } from 'node:child_process';
-import { randomInt } from 'node:crypto';
+import { createHash, randomInt } from 'node:crypto';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -29,8 +29,10 @@ export const SKILL_DIR = '/opt/parley-skill/scripts';
 const CADDY_ROOT_CERT = '/data/caddy/pki/authorities/local/root.crt';
 // CI seeds node:20-bookworm-slim only; with Docker Hub access any supported LTS works.
 const NODE_VERSION = process.env.PARLEY_E2E_NODE_VERSION ?? '20';
-export const BROKER_IMAGE = 'parley-broker:e2e';
-export const CADDY_IMAGE = 'parley-caddy:e2e';
+// Tagged per checkout: on a shared Docker engine another checkout's run never swaps its images in.
+const CHECKOUT = createHash('sha256').update(ROOT).digest('hex').slice(0, 10);
+export const BROKER_IMAGE = `parley-broker:e2e-${CHECKOUT}`;
+export const CADDY_IMAGE = `parley-caddy:e2e-${CHECKOUT}`;
 
 const run = promisify(execFile);
 
@@ -175,6 +177,8 @@ export async function startStack(): Promise<Stack> {
       .withNetworkAliases('broker')
       .withEnvironment({
         TRUSTED_PROXIES: core.subnet,
+        PUBLIC_URL: `https://${DOMAIN}`,
+        PARLEY_TLS: 'internal',
         // Low enough for scenario 5 to hit quickly, high enough for every other scenario's setup calls.
         RATE_ANON_PER_MIN: '40',
         // The most verbose level, so the privacy check reads everything the broker can log.
@@ -187,7 +191,7 @@ export async function startStack(): Promise<Stack> {
     const ssh = await new GenericContainer(BROKER_IMAGE)
       .withCommand(['node', 'broker/dist/ssh/main.js'])
       .withNetwork(core.net)
-      .withEnvironment({ BROKER_URL: 'http://broker:3000', PARLEY_DOMAIN: DOMAIN, LOG_LEVEL: 'trace' })
+      .withEnvironment({ BROKER_URL: 'http://broker:3000', PUBLIC_URL: `https://${DOMAIN}`, PARLEY_TLS: 'internal', LOG_LEVEL: 'trace' })
       .withWaitStrategy(Wait.forLogMessage(/ssh broker listening/))
       .start();
     started.push(ssh);

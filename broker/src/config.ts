@@ -1,13 +1,16 @@
 /**
- * Every setting the broker reads, from the environment, validated at start.
- * One table here is the single source of truth; the README's configuration table mirrors it.
+ * The HTTP broker's settings, from the environment, validated at start. Each one is declared
+ * once, in the table in settings.ts; this file only says which field holds which.
  */
-import ipaddr from 'ipaddr.js';
-import proxyaddr from 'proxy-addr';
+import { ConfigError, type Env, fromTable, S, type Setting, type TlsMode } from './settings.js';
+
+export { ConfigError, type Env } from './settings.js';
 
 export interface Config {
   httpPort: number;
   httpHost: string;
+  /** The external base URL (an origin: no trailing slash), for anything that must name it. */
+  publicUrl: string;
   trustedProxies: string[];
   rateLimits: boolean;
   rateAnonPerMin: number;
@@ -25,6 +28,8 @@ export interface Config {
   sweepIntervalS: number;
   drainTimeoutS: number;
   logLevel: string;
+  /** Only for the start-up warning about names that cannot get a certificate. */
+  tls: TlsMode;
   /** Where rooms live: '' for this process (sql.js + memory), or a redis:// URL shared by several brokers. */
   stateUrl: string;
   /** Shared hashing key for several brokers on one STATE_URL (required then). */
@@ -33,94 +38,37 @@ export interface Config {
   a2aDialAllow: string[];
 }
 
-export class ConfigError extends Error {}
-
-export type Env = Record<string, string | undefined>;
-
-export function int(env: Env, name: string, def: number, min: number, max: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return def;
-  if (!/^\d+$/.test(raw.trim())) throw new ConfigError(`${name} must be a whole number, got "${raw}"`);
-  const n = Number(raw.trim());
-  if (n < min || n > max) throw new ConfigError(`${name} must be between ${min} and ${max}, got ${n}`);
-  return n;
-}
-
-function onOff(env: Env, name: string, def: boolean): boolean {
-  const raw = (env[name] ?? '').trim().toLowerCase();
-  if (raw === '') return def;
-  if (['on', 'true', '1', 'yes'].includes(raw)) return true;
-  if (['off', 'false', '0', 'no'].includes(raw)) return false;
-  throw new ConfigError(`${name} must be "on" or "off", got "${env[name]}"`);
-}
-
-function ipList(env: Env, name: string): string[] {
-  const raw = (env[name] ?? '').trim();
-  if (raw === '') return [];
-  return raw.split(',').map((s) => s.trim()).filter(Boolean).map((c) => {
-    try {
-      if (c.includes('/')) ipaddr.parseCIDR(c);
-      else ipaddr.parse(c);
-    } catch {
-      throw new ConfigError(`${name} must be a comma-separated list of IPs or CIDRs, bad entry "${c}"`);
-    }
-    return c;
-  });
-}
-
-function cidrs(env: Env, name: string): string[] {
-  return ipList(env, name).map((c) => {
-    // Validate exactly as the HTTP adapter will compile it (proxy-addr refuses /0, for one).
-    try {
-      proxyaddr.compile([c]);
-    } catch {
-      throw new ConfigError(`${name} entry "${c}" is not accepted: trusting every address would let any client choose its rate-limit bucket`);
-    }
-    return c;
-  });
-}
-
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
-
-export function logLevel(env: Env): string {
-  const level = (env.LOG_LEVEL ?? '').trim() || 'info';
-  if (!LOG_LEVELS.includes(level)) throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${level}"`);
-  return level;
-}
+export const CONFIG_FIELDS: { [K in keyof Config]: Setting<Config[K]> } = {
+  httpPort: S.HTTP_PORT,
+  httpHost: S.HTTP_HOST,
+  publicUrl: S.PUBLIC_URL,
+  trustedProxies: S.TRUSTED_PROXIES,
+  rateLimits: S.RATE_LIMITS,
+  rateAnonPerMin: S.RATE_ANON_PER_MIN,
+  rateSendPerMin: S.RATE_SEND_PER_MIN,
+  rateWaitPerMin: S.RATE_WAIT_PER_MIN,
+  ratePingPerMin: S.RATE_PING_PER_MIN,
+  waitTimeoutS: S.WAIT_TIMEOUT_S,
+  maxBodyBytes: S.MAX_BODY_BYTES,
+  inviteTtlS: S.INVITE_TTL_S,
+  listenerTtlS: S.LISTENER_TTL_S,
+  messageTtlS: S.MESSAGE_TTL_S,
+  tokenTtlS: S.TOKEN_TTL_S,
+  queueMaxMessages: S.QUEUE_MAX_MESSAGES,
+  queueMaxBytes: S.QUEUE_MAX_BYTES,
+  sweepIntervalS: S.SWEEP_INTERVAL_S,
+  drainTimeoutS: S.DRAIN_TIMEOUT_S,
+  logLevel: S.LOG_LEVEL,
+  tls: S.PARLEY_TLS,
+  stateUrl: S.STATE_URL,
+  secret: S.PARLEY_SECRET,
+  a2aDialAllow: S.A2A_DIAL_ALLOW,
+};
 
 export function loadConfig(env: Env = process.env): Config {
-  const host = (env.HTTP_HOST ?? '').trim() || '0.0.0.0';
-  if (host !== 'localhost' && !ipaddr.isValid(host)) throw new ConfigError(`HTTP_HOST must be an IP address or "localhost", got "${host}"`);
-  return {
-    httpPort: int(env, 'HTTP_PORT', 3000, 0, 65535),
-    httpHost: host,
-    trustedProxies: cidrs(env, 'TRUSTED_PROXIES'),
-    rateLimits: onOff(env, 'RATE_LIMITS', true),
-    rateAnonPerMin: int(env, 'RATE_ANON_PER_MIN', 30, 1, 1_000_000),
-    rateSendPerMin: int(env, 'RATE_SEND_PER_MIN', 120, 1, 1_000_000),
-    rateWaitPerMin: int(env, 'RATE_WAIT_PER_MIN', 240, 1, 1_000_000),
-    ratePingPerMin: int(env, 'RATE_PING_PER_MIN', 120, 1, 1_000_000),
-    waitTimeoutS: int(env, 'WAIT_TIMEOUT_S', 110, 1, 3600),
-    maxBodyBytes: int(env, 'MAX_BODY_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
-    inviteTtlS: int(env, 'INVITE_TTL_S', 3600, 1, 30 * 86400),
-    listenerTtlS: int(env, 'LISTENER_TTL_S', 86400, 1, 30 * 86400),
-    messageTtlS: int(env, 'MESSAGE_TTL_S', 3600, 1, 7 * 86400),
-    tokenTtlS: int(env, 'TOKEN_TTL_S', 86400, 1, 365 * 86400),
-    queueMaxMessages: int(env, 'QUEUE_MAX_MESSAGES', 100, 1, 100_000),
-    queueMaxBytes: int(env, 'QUEUE_MAX_BYTES', 8 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
-    sweepIntervalS: int(env, 'SWEEP_INTERVAL_S', 30, 1, 3600),
-    drainTimeoutS: int(env, 'DRAIN_TIMEOUT_S', 10, 0, 600),
-    logLevel: logLevel(env),
-    ...stateSettings(env),
-    a2aDialAllow: ipList(env, 'A2A_DIAL_ALLOW'),
-  };
-}
-
-function stateSettings(env: Env): { stateUrl: string; secret: string } {
-  const stateUrl = (env.STATE_URL ?? '').trim();
-  const secret = env.PARLEY_SECRET ?? '';
-  if (stateUrl === '' || stateUrl === 'memory') return { stateUrl: '', secret };
-  if (!/^rediss?:\/\/[^\s]+$/.test(stateUrl)) throw new ConfigError(`STATE_URL must be "memory" or a redis:// URL, got "${stateUrl.slice(0, 80)}"`);
-  if (secret.length < 32) throw new ConfigError('PARLEY_SECRET must be set to at least 32 characters when STATE_URL is shared: every broker hashes tokens with it');
-  return { stateUrl, secret };
+  const config = fromTable(CONFIG_FIELDS, env);
+  // Several brokers on one store must hash tokens alike.
+  if (config.stateUrl && config.secret.length < 32)
+    throw new ConfigError('PARLEY_SECRET must be set to at least 32 characters when STATE_URL is shared: every broker hashes tokens with it');
+  return config;
 }

@@ -19,6 +19,7 @@ import { jsonText } from './http/status.js';
 import { waitDoor } from './http/wait.js';
 import { createLogger } from './log.js';
 import { createMetrics } from './metrics.js';
+import { tlsWarning, usesLocalCa } from './settings.js';
 
 export interface RunningBroker {
   url: string;
@@ -34,7 +35,8 @@ export interface RunningBroker {
 }
 
 export async function startBroker(opts: { env?: Record<string, string | undefined>; logStream?: DestinationStream } = {}): Promise<RunningBroker> {
-  const config = loadConfig({ ...process.env, ...opts.env });
+  const env = { ...process.env, ...opts.env };
+  const config = loadConfig(env);
   const log = createLogger(config.logLevel, opts.logStream);
   const memory = config.stateUrl ? undefined : await memoryBackend({ secret: config.secret || undefined });
   const backend = memory ?? (await redisBackend({ url: config.stateUrl, secret: config.secret }));
@@ -63,7 +65,12 @@ export async function startBroker(opts: { env?: Record<string, string | undefine
   });
   const { port } = server.address() as AddressInfo;
   const host = config.httpHost === '0.0.0.0' ? '127.0.0.1' : config.httpHost.includes(':') ? `[${config.httpHost}]` : config.httpHost;
-  log.info({ port, rateLimits: config.rateLimits, backend: backend.name }, 'broker listening');
+  // What to try first: PUBLIC_URL, or this very port when it was picked at start.
+  const url = config.publicUrl || `http://localhost:${port}`;
+  const cacert = usesLocalCa(url, config.tls) ? '--cacert parley-root.crt ' : '';
+  log.info({ port, url, rateLimits: config.rateLimits, backend: backend.name }, `broker listening on ${url}; try: curl -s ${cacert}${url}/health`);
+  const tlsProblem = tlsWarning(config.publicUrl, config.tls);
+  if (tlsProblem) log.warn(tlsProblem);
 
   const closed = new Promise<void>((resolve) => server.once('close', () => resolve()));
   const closeDoors = () => Promise.all(doors.map((d) => d.close?.()));

@@ -36,6 +36,8 @@ describe('broker process', () => {
     [{ TRUSTED_PROXIES: '10.0.0.0/99' }, /^parley: TRUSTED_PROXIES must be a comma-separated list/],
     [{ TRUSTED_PROXIES: '10.0.0.0/8,0.0.0.0/0' }, /^parley: TRUSTED_PROXIES entry "0.0.0.0\/0" is not accepted/],
     [{ WAIT_TIMEOUT_S: '0' }, /^parley: WAIT_TIMEOUT_S must be between 1 and 3600, got 0\n$/],
+    [{ PUBLIC_URL: 'https://parley.lan/api' }, /^parley: PUBLIC_URL must be a scheme, host and port only \(no path, query or user\), got "https:\/\/parley.lan\/api"\n$/],
+    [{ PARLEY_TLS: 'acme' }, /^parley: PARLEY_TLS must be one of auto, internal, got "acme"\n$/],
   ])('refuses a bad setting %o with one line on stderr and exit 1', async (env, message) => {
     const p = run(env as Record<string, string>);
     expect(await p.exited).toBe(1);

@@ -14,7 +14,7 @@ afterEach(async () => {
 
 export async function sshBroker(brokerUrl: string, hostKeyDir = mkdtempSync(join(tmpdir(), 'parley-ssh-')), env: Record<string, string> = {}) {
   const s = await startSshBroker({
-    env: { SSH_PORT: '0', SSH_HOST: '127.0.0.1', BROKER_URL: brokerUrl, SSH_HOST_KEY_PATH: join(hostKeyDir, 'host_key'), LOG_LEVEL: 'silent', PARLEY_DOMAIN: 'parley.test', ...env },
+    env: { SSH_PORT: '0', SSH_HOST: '127.0.0.1', BROKER_URL: brokerUrl, SSH_HOST_KEY_PATH: join(hostKeyDir, 'host_key'), LOG_LEVEL: 'silent', PUBLIC_URL: 'https://parley.test', ...env },
   });
   sshBrokers.push(s);
   return s;

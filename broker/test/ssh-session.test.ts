@@ -140,4 +140,22 @@ describe('SSH broker', () => {
     expect(second.hostKeyFingerprint).toBe(first.hostKeyFingerprint);
     expect(second.hostKeyFingerprint).toMatch(/^SHA256:[A-Za-z0-9+/]{43}$/);
   });
+
+  it.each([
+    // Caddy's local CA on a non-default port: the port is in the URL and curl is given the root certificate.
+    [{ PUBLIC_URL: 'https://parley.lan:8443', PARLEY_TLS: 'internal', SSH_PUBLIC_PORT: '2022' }, 'ssh -p 2022 THEIR_TOKEN@parley.lan join', 'curl -s --cacert parley-root.crt -X POST https://parley.lan:8443/register-and-join/'],
+    [{ PUBLIC_URL: 'https://localhost:4443' }, 'ssh -p 2222 THEIR_TOKEN@localhost join', 'curl -s --cacert parley-root.crt -X POST https://localhost:4443/register-and-join/'],
+    // A public name with an ACME certificate on 443: a plain URL, no CA file.
+    [{ PUBLIC_URL: 'https://parley.example.com:443', PARLEY_TLS: 'auto' }, 'ssh -p 2222 THEIR_TOKEN@parley.example.com join', 'curl -s -X POST https://parley.example.com/register-and-join/'],
+  ])('the join hints of a new room follow PUBLIC_URL, PARLEY_TLS and SSH_PUBLIC_PORT (%o)', async (env, sshHint, curlHint) => {
+    const b = await broker();
+    const { port } = await sshBroker(b.url, undefined, env);
+    const host = await ssh(port, await register(port), 'create');
+    const out = await host.waitFor(/Waiting for your partner/);
+    const code = /Invite code: (invite_[0-9a-f]{32})/.exec(out)![1];
+    expect(out).toContain(`Your partner joins with:  ${sshHint} ${code}\n`);
+    expect(out).toContain(`or:  ${curlHint}${code}\n`);
+    host.end();
+    await host.exit;
+  });
 });

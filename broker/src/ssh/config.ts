@@ -1,5 +1,5 @@
-/** The SSH broker's settings, from the environment, validated at start like the HTTP broker's. */
-import { ConfigError, type Env, int, logLevel } from '../config.js';
+/** The SSH broker's settings, from the environment, validated at start like the HTTP broker's (table in settings.ts). */
+import { type Env, fromTable, publicUrlOrLocal, S, type Setting, type TlsMode, usesLocalCa } from '../settings.js';
 
 export interface SshConfig {
   port: number;
@@ -7,9 +7,12 @@ export interface SshConfig {
   /** The HTTP broker this adapter is a client of (over the internal network in compose). */
   brokerUrl: string;
   hostKeyPath: string;
-  /** Only for the hints printed to users: the name and port they reach this server at. */
+  /** Only for the hints printed to users: the base URL, name and SSH port they reach this server at. */
+  publicUrl: string;
   publicHost: string;
   publicPort: number;
+  /** Whether the hints must pass Caddy's local root certificate to curl. */
+  localCa: boolean;
   maxConnections: number;
   /** Concurrent connections from one address bucket (an IPv4 /24, an IPv6 /64), so one client cannot take them all. */
   maxPerAddress: number;
@@ -18,25 +21,25 @@ export interface SshConfig {
   logLevel: string;
 }
 
+type FromEnv = Omit<SshConfig, 'publicHost' | 'localCa'> & { tls: TlsMode };
+
+export const SSH_CONFIG_FIELDS: { [K in keyof FromEnv]: Setting<FromEnv[K]> } = {
+  port: S.SSH_PORT,
+  host: S.SSH_HOST,
+  brokerUrl: S.BROKER_URL,
+  hostKeyPath: S.SSH_HOST_KEY_PATH,
+  publicUrl: S.PUBLIC_URL,
+  publicPort: S.SSH_PUBLIC_PORT,
+  maxConnections: S.SSH_MAX_CONNECTIONS,
+  maxPerAddress: S.SSH_MAX_PER_ADDRESS,
+  loginTimeoutMs: S.SSH_LOGIN_TIMEOUT_S,
+  logLevel: S.LOG_LEVEL,
+  tls: S.PARLEY_TLS,
+};
+
 export function loadSshConfig(env: Env = process.env): SshConfig {
-  const brokerUrl = (env.BROKER_URL ?? '').trim() || 'http://127.0.0.1:3000';
-  let url: URL;
-  try {
-    url = new URL(brokerUrl);
-  } catch {
-    throw new ConfigError(`BROKER_URL must be an http(s) URL, got "${brokerUrl}"`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`BROKER_URL must be an http(s) URL, got "${brokerUrl}"`);
-  return {
-    port: int(env, 'SSH_PORT', 2222, 0, 65535),
-    host: (env.SSH_HOST ?? '').trim() || '0.0.0.0',
-    brokerUrl: url.href.replace(/\/$/, ''),
-    hostKeyPath: (env.SSH_HOST_KEY_PATH ?? '').trim() || '/data/ssh/ssh_host_ed25519_key',
-    publicHost: (env.PARLEY_DOMAIN ?? '').trim() || 'HOST',
-    publicPort: int(env, 'SSH_PUBLIC_PORT', 2222, 0, 65535),
-    maxConnections: int(env, 'SSH_MAX_CONNECTIONS', 500, 1, 100_000),
-    maxPerAddress: int(env, 'SSH_MAX_PER_ADDRESS', 20, 1, 100_000),
-    loginTimeoutMs: int(env, 'SSH_LOGIN_TIMEOUT_S', 20, 1, 3600) * 1000,
-    logLevel: logLevel(env),
-  };
+  const { tls, ...fields } = fromTable(SSH_CONFIG_FIELDS, env);
+  // The table reads SSH_LOGIN_TIMEOUT_S in seconds; timers want milliseconds.
+  const cfg = { ...fields, loginTimeoutMs: fields.loginTimeoutMs * 1000, publicUrl: publicUrlOrLocal(env) };
+  return { ...cfg, publicHost: new URL(cfg.publicUrl).hostname, localCa: usesLocalCa(cfg.publicUrl, tls) };
 }

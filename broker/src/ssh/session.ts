@@ -122,12 +122,14 @@ export class Session {
     const r = await this.call('POST', `/${kind}`);
     if (!r.ok) return this.refused(r);
     const code: string = kind === 'create' ? r.json.inviteCode : r.json.listenerCode;
-    const { publicHost: host, publicPort: port } = this.cfg;
+    const { publicHost: host, publicPort: port, publicUrl, localCa } = this.cfg;
+    // With Caddy's local CA the partner needs its root certificate (README, deployment step 4).
+    const cacert = localCa ? ' --cacert parley-root.crt' : '';
     this.term.write(
       [
         `${kind === 'create' ? 'Invite' : 'Listener'} code: ${code}`,
         `Your partner joins with:  ssh -p ${port} THEIR_TOKEN@${host} join ${code}`,
-        `                     or:  curl -s -X POST https://${host}/register-and-join/${code}`,
+        `                     or:  curl -s${cacert} -X POST ${publicUrl}/register-and-join/${code}`,
         'Waiting for your partner…',
         '',
       ].join('\n'),
