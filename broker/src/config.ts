@@ -31,6 +31,11 @@ export interface Config {
   secret: string;
   /** IPs/CIDRs the A2A door may dial although they are not public addresses (loopback, private…). */
   a2aDialAllow: string[];
+  /** The MCP door (/mcp): its default wait slice, progress interval, session cap and idle expiry. */
+  mcpWaitS: number;
+  mcpProgressS: number;
+  mcpMaxSessions: number;
+  mcpSessionIdleS: number;
 }
 
 export class ConfigError extends Error {}
@@ -113,6 +118,11 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel: logLevel(env),
     ...stateSettings(env),
     a2aDialAllow: ipList(env, 'A2A_DIAL_ALLOW'),
+    // Under 60 s: MCP clients without progress support give up on a call after 60 s.
+    mcpWaitS: int(env, 'MCP_WAIT_S', 50, 1, 3600),
+    mcpProgressS: int(env, 'MCP_PROGRESS_S', 5, 1, 600),
+    mcpMaxSessions: int(env, 'MCP_MAX_SESSIONS', 1000, 1, 1_000_000),
+    mcpSessionIdleS: int(env, 'MCP_SESSION_IDLE_S', 3600, 1, 30 * 86400),
   };
 }
 
