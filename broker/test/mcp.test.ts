@@ -187,6 +187,48 @@ describe('MCP door', () => {
     expect(await nextEvent(mcp)).toMatchObject({ kind: 'message', untrusted_text: 'still there?' });
   });
 
+  it('a wait whose connection drops leaves no waiter behind, and the next message waits for the next call', async () => {
+    const b = await broker();
+    const api = client(b.url);
+    const mcp = await mcpAgent(b.url);
+    const { code } = (await mcp.call('parley_start', {})).structuredContent;
+    const joiner = (await api.registerAndJoin(code)).json.token;
+    expect((await nextEvent(mcp)).kind).toBe('partner_joined');
+
+    // The same session's wait on a connection of its own, then cut without a cancel notification.
+    const sessionId = (mcp.transport as StreamableHTTPClientTransport).sessionId!;
+    const req = request(`${b.url}/mcp`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-06-18' },
+    });
+    req.on('error', () => undefined);
+    req.end(JSON.stringify({ jsonrpc: '2.0', id: 99, method: 'tools/call', params: { name: 'parley_wait', arguments: { timeout_s: 60 } } }));
+    expect(await eventually(() => gauge(b.url, 'parley_waiters'), (n) => n === 1)).toBe(1);
+    req.destroy();
+    expect(await eventually(() => gauge(b.url, 'parley_waiters'), (n) => n === 0)).toBe(0);
+
+    await api.send(joiner, 'are you there? [OVER]');
+    expect(await nextEvent(mcp)).toMatchObject({ kind: 'message', untrusted_text: 'are you there?' });
+  });
+
+  it('a held wait gets the restarting notice when the broker drains; new sessions are refused', async () => {
+    const b = await broker();
+    const api = client(b.url);
+    const mcp = await mcpAgent(b.url);
+    const { code } = (await mcp.call('parley_start', {})).structuredContent;
+    await api.registerAndJoin(code);
+    expect((await nextEvent(mcp)).kind).toBe('partner_joined');
+    const held = mcp.call('parley_wait', { timeout_s: 30 });
+    expect(await eventually(() => gauge(b.url, 'parley_waiters'), (n) => n === 1)).toBe(1);
+    await b.engine.drain();
+    const r = await held;
+    expect(r.structuredContent).toMatchObject({ outcome: 'event', in_room: false, event: { kind: 'broker_restarting' } });
+    expect(mcp.text(r)).toMatch(/The broker is restarting\. Sessions end with the restart/);
+    const late = await post(b.url, INITIALIZE);
+    expect(late.status).toBe(503);
+    expect(JSON.parse(late.text).error.data.code).toBe('draining');
+  });
+
   it('a wait that times out says nothing yet, with the partner\'s presence', async () => {
     const b = await broker();
     const api = client(b.url);

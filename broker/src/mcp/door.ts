@@ -10,6 +10,7 @@
  * catalogue code in `error.data.code`.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import getRawBody from 'raw-body';
 import type { Door, DoorContext } from '../doors.js';
 import { refuse } from '../engine/errors.js';
 import { errorReply } from '../http/status.js';
@@ -39,8 +40,18 @@ export function allowedHostAndOrigin(req: IncomingMessage, pub: URL | undefined)
   }
 }
 
+/** The ids of the JSON-RPC requests (not notifications or responses) in a message or batch. */
+function requestIds(body: unknown): (string | number)[] {
+  const ids: (string | number)[] = [];
+  for (const m of Array.isArray(body) ? body : [body]) {
+    const { id, method } = (m ?? {}) as { id?: unknown; method?: unknown };
+    if (typeof method === 'string' && (typeof id === 'string' || typeof id === 'number')) ids.push(id);
+  }
+  return ids;
+}
+
 export function mcpDoor(ctx: DoorContext): Door {
-  const { rooms, limits, log, metrics } = ctx;
+  const { rooms, limits, log, metrics, config } = ctx;
   const table = sessionTable(ctx, memoryIdentities());
   const pub = publicUrl(ctx);
 
@@ -56,15 +67,35 @@ export function mcpDoor(ctx: DoorContext): Door {
     res.end(body);
   };
 
-  /** Hands the request to the session's transport; the session counts as busy until the response closes. */
+  /**
+   * Hands the request to the session's transport; the session counts as busy until the response
+   * closes. The body is read here so each JSON-RPC request's HTTP response is known to the tools:
+   * a wait whose client went away ends, and its event is handed out again.
+   */
   const serve = async (s: McpSession, req: IncomingMessage, res: ServerResponse) => {
+    const body = req.method === 'POST' ? await jsonBody(req) : undefined;
+    const ids = requestIds(body);
+    for (const id of ids) s.calls.set(id, res);
     s.busy += 1;
     s.lastUsed = Date.now();
     res.once('close', () => {
+      for (const id of ids) if (s.calls.get(id) === res) s.calls.delete(id);
       s.busy -= 1;
       s.lastUsed = Date.now();
     });
-    await s.transport.handleRequest(req, res);
+    await s.transport.handleRequest(req, res, body);
+  };
+
+  const jsonBody = async (req: IncomingMessage): Promise<unknown> => {
+    const encoding = (req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+    if (encoding !== 'identity') throw refuse('unsupported_media_type');
+    // A message of MAX_BODY_BYTES, with room for JSON escaping and the envelope.
+    const text = await getRawBody(req, { limit: 2 * config.maxBodyBytes + 64 * 1024, encoding: 'utf8' });
+    try {
+      return JSON.parse(text);
+    } catch {
+      throw refuse('bad_request', 'Body must be a JSON-RPC message');
+    }
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {

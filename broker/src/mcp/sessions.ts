@@ -4,6 +4,7 @@
  * expiry, shutdown) its participant leaves the room and its token is forgotten.
  */
 import { randomUUID } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import type { DoorContext } from '../doors.js';
@@ -22,6 +23,8 @@ export interface McpSession {
   lastUsed: number;
   /** Requests being served: a session holding a wait is never idle. */
   busy: number;
+  /** The HTTP response each JSON-RPC request in flight will be answered on. */
+  calls: Map<string | number, ServerResponse>;
 }
 
 export function sessionTable(ctx: DoorContext, identities: SessionIdentities) {
@@ -64,11 +67,9 @@ export function sessionTable(ctx: DoorContext, identities: SessionIdentities) {
       if (config.rateLimits && (perBucket.get(bucket) ?? 0) >= SESSIONS_PER_ADDRESS) {
         throw refuse('too_many_connections', `Too many MCP sessions from your address (at most ${SESSIONS_PER_ADDRESS}): end one first`);
       }
-      const pending: McpSession = { id: '', bucket, transport: undefined!, server: undefined!, lastUsed: Date.now(), busy: 0 };
+      const pending: McpSession = { id: '', bucket, transport: undefined!, server: undefined!, lastUsed: Date.now(), busy: 0, calls: new Map() };
       pending.transport = new StreamableHTTPServerTransport({
         sessionIdGenerator: randomUUID,
-        // Partner messages can be up to MAX_BODY_BYTES; JSON escaping may double them.
-        maxRequestBodySize: 2 * config.maxBodyBytes + 64 * 1024,
         onsessioninitialized: (id) => {
           pending.id = id;
           sessions.set(id, pending);
@@ -78,7 +79,7 @@ export function sessionTable(ctx: DoorContext, identities: SessionIdentities) {
         onsessionclosed: (id) => end(id),
       });
       pending.transport.onclose = () => void end(pending.id);
-      pending.server = mcpServer(ctx, { get id() { return pending.id; }, bucket }, identities);
+      pending.server = mcpServer(ctx, { get id() { return pending.id; }, bucket, responseOf: (requestId) => pending.calls.get(requestId) }, identities);
       return pending;
     },
 

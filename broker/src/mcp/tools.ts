@@ -3,6 +3,7 @@
  * session's Parley token is looked up on the server side (identities.ts); no tool takes or
  * returns it. Refusals come back as tool errors with the catalogue's message, never a stack.
  */
+import type { ServerResponse } from 'node:http';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import type { ServerNotification, ServerRequest } from '@modelcontextprotocol/sdk/types.js';
@@ -11,6 +12,7 @@ import type { DoorContext } from '../doors.js';
 import { ParleyError, REFUSALS, refuse } from '../engine/errors.js';
 import type { LimitName } from '../limits.js';
 import { parseSignal } from '../framing.js';
+import { settleOnFlush } from '../http/wait.js';
 import type { SessionIdentities } from './identities.js';
 import { eventResult, nothingYet, result, type ToolOut, type WaitOut } from './render.js';
 
@@ -55,6 +57,8 @@ export interface SessionRef {
   id: string;
   /** The rate-limit bucket of the address that opened the session. */
   bucket: string;
+  /** The HTTP response a request will be answered on (the SDK does not say when its client went away). */
+  responseOf(requestId: string | number): ServerResponse | undefined;
 }
 
 export function mcpServer(ctx: DoorContext, session: SessionRef, identities: SessionIdentities): McpServer {
@@ -105,16 +109,26 @@ export function mcpServer(ctx: DoorContext, session: SessionRef, identities: Ses
               .sendNotification({ method: 'notifications/progress', params: { progressToken, progress, total: seconds, message: 'Waiting for your partner' } })
               .catch(() => undefined);
           }, config.mcpProgressS * 1000);
+    // The wait ends when the client cancels the call or its connection goes away.
+    const res = session.responseOf(extra.requestId);
+    const gone = new AbortController();
+    const stop = () => gone.abort();
+    extra.signal.addEventListener('abort', stop, { once: true });
+    res?.once('close', stop);
+    if (extra.signal.aborted || res?.destroyed) stop();
     try {
-      const lease = await rooms.next(t, { timeoutMs: seconds * 1000, signal: extra.signal });
-      if (lease && extra.signal.aborted) lease.settle(false);
-      else if (lease) {
-        lease.settle(true);
+      const lease = await rooms.next(t, { timeoutMs: seconds * 1000, signal: gone.signal });
+      if (lease && (gone.signal.aborted || !res)) lease.settle(false);
+      else if (lease && res) {
+        // Delivered once the response carrying it is fully written; otherwise it is handed out again.
+        settleOnFlush(res, lease);
         return eventResult(lease.event);
       }
       return nothingYet(seconds, await rooms.status(t));
     } finally {
       clearInterval(timer);
+      extra.signal.removeEventListener('abort', stop);
+      res?.off('close', stop);
     }
   };
 
