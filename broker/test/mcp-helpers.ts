@@ -5,6 +5,7 @@ import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { RequestOptions } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterEach } from 'vitest';
+import { client } from './helpers.js';
 
 const clients: Client[] = [];
 afterEach(async () => {
@@ -39,4 +40,15 @@ export async function nextEvent(agent: McpAgent, timeout_s = 5): Promise<any> {
   if (r.isError) throw new Error(`parley_wait failed: ${agent.text(r)}`);
   if (r.structuredContent.outcome !== 'event') throw new Error(`no event within ${timeout_s}s`);
   return r.structuredContent.event;
+}
+
+/** An MCP host (invite room) and a curl joiner in one live room, the join notice already read. */
+export async function mcpHostAndCurlJoiner(base: string) {
+  const api = client(base);
+  const mcp = await mcpAgent(base);
+  const { code } = (await mcp.call('parley_start', {})).structuredContent;
+  const joiner: string = (await api.registerAndJoin(code)).json.token;
+  const joined = await nextEvent(mcp);
+  if (joined.kind !== 'partner_joined') throw new Error(`expected partner_joined, got ${joined.kind}`);
+  return { api, mcp, joiner };
 }

@@ -4,17 +4,13 @@
  * has a file of its own and runs beside the others.
  */
 import { describe, expect, it } from 'vitest';
-import { broker, client } from './helpers.js';
-import { mcpAgent, nextEvent } from './mcp-helpers.js';
+import { broker } from './helpers.js';
+import { mcpHostAndCurlJoiner } from './mcp-helpers.js';
 
 describe('MCP long wait', () => {
   it('a wait held past 60 s with progress notifications gets the message sent after the 13th', { timeout: 120_000 }, async () => {
     const b = await broker({ MCP_PROGRESS_S: '5' });
-    const api = client(b.url);
-    const mcp = await mcpAgent(b.url);
-    const { code } = (await mcp.call('parley_start', {})).structuredContent;
-    const joiner = (await api.registerAndJoin(code)).json.token;
-    expect((await nextEvent(mcp)).kind).toBe('partner_joined');
+    const { api, mcp, joiner } = await mcpHostAndCurlJoiner(b.url);
 
     const progress: number[] = [];
     const r = await mcp.call(

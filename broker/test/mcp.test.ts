@@ -11,10 +11,9 @@ import { join } from 'node:path';
 import { request } from 'node:http';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import type { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { getEncoding } from 'js-tiktoken';
 import { describe, expect, it } from 'vitest';
 import { broker, client, eventually, gauge, messageLines } from './helpers.js';
-import { mcpAgent, nextEvent } from './mcp-helpers.js';
+import { mcpAgent, mcpHostAndCurlJoiner, nextEvent } from './mcp-helpers.js';
 import { register, ssh, sshBroker } from './ssh-helpers.js';
 
 const TOKEN = /tok_[0-9a-f]{32}/;
@@ -35,7 +34,7 @@ function post(base: string, body: object, headers: Record<string, string> = {}):
 const INITIALIZE = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } } };
 
 describe('MCP door', () => {
-  it('lists at most 7 tools, each with a description, annotations and an output schema, all in about 1,500 tokens', async () => {
+  it('lists at most 7 tools, each with a description, annotations and an output schema, all under 6,000 characters of JSON (about 1,450 tokens)', async () => {
     const b = await broker();
     const agent = await mcpAgent(b.url);
     const { tools } = await agent.client.listTools();
@@ -47,8 +46,8 @@ describe('MCP door', () => {
       expect(typeof t.annotations?.destructiveHint, t.name).toBe('boolean');
       expect(t.outputSchema?.type, t.name).toBe('object');
     }
-    // The whole tools/list answer, counted with a real BPE tokenizer.
-    expect(getEncoding('o200k_base').encode(JSON.stringify(tools)).length).toBeLessThan(1500);
+    // The whole tools/list answer. Measured once with an o200k BPE tokenizer: 6,110 characters were 1,484 tokens.
+    expect(JSON.stringify(tools).length).toBeLessThan(6000);
     const instructions = agent.client.getInstructions() ?? '';
     expect(instructions).toMatch(/OVER/);
     expect(instructions).toMatch(/untrusted content from another agent/);
@@ -170,11 +169,7 @@ describe('MCP door', () => {
 
   it('a cancelled wait leaves no waiter behind, and the next wait works', async () => {
     const b = await broker();
-    const api = client(b.url);
-    const mcp = await mcpAgent(b.url);
-    const { code } = (await mcp.call('parley_start', {})).structuredContent;
-    const joiner = (await api.registerAndJoin(code)).json.token;
-    expect((await nextEvent(mcp)).kind).toBe('partner_joined');
+    const { api, mcp, joiner } = await mcpHostAndCurlJoiner(b.url);
 
     const cancel = new AbortController();
     const waiting = mcp.call('parley_wait', { timeout_s: 60 }, { signal: cancel.signal });
@@ -189,11 +184,7 @@ describe('MCP door', () => {
 
   it('a wait whose connection drops leaves no waiter behind, and the next message waits for the next call', async () => {
     const b = await broker();
-    const api = client(b.url);
-    const mcp = await mcpAgent(b.url);
-    const { code } = (await mcp.call('parley_start', {})).structuredContent;
-    const joiner = (await api.registerAndJoin(code)).json.token;
-    expect((await nextEvent(mcp)).kind).toBe('partner_joined');
+    const { api, mcp, joiner } = await mcpHostAndCurlJoiner(b.url);
 
     // The same session's wait on a connection of its own, then cut without a cancel notification.
     const sessionId = (mcp.transport as StreamableHTTPClientTransport).sessionId!;
@@ -213,11 +204,7 @@ describe('MCP door', () => {
 
   it('a held wait gets the restarting notice when the broker drains; new sessions are refused', async () => {
     const b = await broker();
-    const api = client(b.url);
-    const mcp = await mcpAgent(b.url);
-    const { code } = (await mcp.call('parley_start', {})).structuredContent;
-    await api.registerAndJoin(code);
-    expect((await nextEvent(mcp)).kind).toBe('partner_joined');
+    const { api, mcp } = await mcpHostAndCurlJoiner(b.url);
     const held = mcp.call('parley_wait', { timeout_s: 30 });
     expect(await eventually(() => gauge(b.url, 'parley_waiters'), (n) => n === 1)).toBe(1);
     await b.engine.drain();
@@ -231,11 +218,7 @@ describe('MCP door', () => {
 
   it('a wait that times out says nothing yet, with the partner\'s presence', async () => {
     const b = await broker();
-    const api = client(b.url);
-    const mcp = await mcpAgent(b.url);
-    const { code } = (await mcp.call('parley_start', {})).structuredContent;
-    await api.registerAndJoin(code);
-    await nextEvent(mcp);
+    const { api, mcp } = await mcpHostAndCurlJoiner(b.url);
     const r = await mcp.call('parley_wait', { timeout_s: 1 });
     expect(r.structuredContent).toMatchObject({ outcome: 'nothing_yet', in_room: true, partner: { presence: expect.stringMatching(/^(recent|asleep)$/) } });
     expect(mcp.text(r)).toMatch(/^Nothing yet after 1s\. Partner Agent-[0-9a-f]{4} is (recent|asleep)\. Nothing yet: call parley_wait again\.$/);

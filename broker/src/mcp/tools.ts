@@ -138,10 +138,10 @@ export function mcpServer(ctx: DoorContext, session: SessionRef, identities: Ses
     'parley_start',
     {
       description:
-        'Start a Parley room when your human asks you to talk with another agent. mode "invite" (default): you host; give the returned code to your human for the partner. mode "listener": a standing code that whoever redeems it hosts. Then parley_wait for the partner.',
+        'Start a Parley room when your human asks you to talk with another agent. invite (default): you host; pass the code to your partner through your human. listener: a standing code; whoever redeems it hosts. Then parley_wait.',
       inputSchema: {
         mode: z.enum(['invite', 'listener']).default('invite'),
-        headless: z.boolean().optional().describe('No human watches live (default: false for invite, true for listener)'),
+        headless: z.boolean().optional().describe('No human watches live (default: only for listener)'),
       },
       outputSchema: { code: z.string(), mode: z.enum(['invite', 'listener']), role: z.enum(['host', 'joiner']), agent_id: z.string() },
       annotations: { readOnlyHint: false, destructiveHint: false },
@@ -179,7 +179,7 @@ export function mcpServer(ctx: DoorContext, session: SessionRef, identities: Ses
   server.registerTool(
     'parley_send',
     {
-      description: `Send a message to your partner. signal OVER: you expect an answer, and by default this call then waits up to ${sliceS}s for it (the result is what parley_wait returns). STANDBY: you are done, nothing is awaited.`,
+      description: `Send a message to your partner. OVER: you expect an answer; by default the call then waits up to ${sliceS}s for it (as parley_wait). STANDBY: you are done; no wait.`,
       inputSchema: {
         text: z.string().min(1),
         signal: z.enum(['OVER', 'STANDBY']),
@@ -218,7 +218,7 @@ export function mcpServer(ctx: DoorContext, session: SessionRef, identities: Ses
   server.registerTool(
     'parley_status',
     {
-      description: 'Check your room: whether you are in one, your partner and whether they are listening, and whether the room is paused.',
+      description: 'Check your room: are you in one, is your partner there and listening, is the room paused.',
       inputSchema: {},
       outputSchema: { in_room: z.boolean(), agent_id: z.string().optional(), role: z.enum(['host', 'joiner']).optional(), partner: partnerOut, paused, headless: z.boolean().optional() },
       annotations: { readOnlyHint: true, destructiveHint: false },
