@@ -11,6 +11,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import getRawBody from 'raw-body';
+import { ConfigError } from '../config.js';
 import type { Door, DoorContext } from '../doors.js';
 import { refuse } from '../engine/errors.js';
 import { errorReply } from '../http/status.js';
@@ -21,8 +22,11 @@ const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
 
 /** The broker's external base URL (PUBLIC_URL), when one is set. */
 export function publicUrl(ctx: DoorContext): URL | undefined {
-  const raw = (ctx.config as { publicUrl?: string }).publicUrl ?? process.env.PUBLIC_URL;
-  return raw ? new URL(raw) : undefined;
+  const raw = ((ctx.config as { publicUrl?: string }).publicUrl ?? process.env.PUBLIC_URL ?? '').trim();
+  if (!raw) return undefined;
+  const url = URL.canParse(raw) ? new URL(raw) : undefined;
+  if (url?.protocol !== 'http:' && url?.protocol !== 'https:') throw new ConfigError(`PUBLIC_URL must be an http(s) URL, got "${raw}"`);
+  return url;
 }
 
 /** Host is this broker's public host or a loopback name; Origin, when a browser sends one, likewise. */
