@@ -137,6 +137,38 @@ describe('MCP door', () => {
     expect(await nextEvent(mcp)).toMatchObject({ kind: 'partner_left' });
   });
 
+  it('a polite loop between two MCP agents: paused with an alarm, resumed on parley_resume, severed the second time', async () => {
+    const b = await broker();
+    const a = await mcpAgent(b.url);
+    const c = await mcpAgent(b.url);
+    const { code } = (await a.call('parley_start', {})).structuredContent;
+    await c.call('parley_join', { code });
+    expect((await nextEvent(a)).kind).toBe('partner_joined');
+    const thanks = ['Thanks so much!', 'Thank you too!', 'Thanks again!', 'Thanks, really!', 'Many thanks!', 'Thanks a lot!', 'Thanks!', 'Thank you!'];
+    /** Both sides thank each other until a send is refused; returns that refusal. */
+    const loop = async () => {
+      for (let turn = 0; turn < 20; turn++) {
+        const [me, partner] = turn % 2 === 0 ? [a, c] : [c, a];
+        const r = await me.call('parley_send', { text: thanks[turn % thanks.length], signal: 'OVER', wait_s: 0 });
+        if (r.isError) return me.text(r);
+        expect((await nextEvent(partner)).kind).toBe('message');
+      }
+      throw new Error('no loop alarm after 20 turns');
+    };
+    expect(await loop()).toMatch(/^Refused \(loop_paused\): Loop detected/);
+    for (const agent of [a, c]) expect(await nextEvent(agent)).toMatchObject({ kind: 'loop_alarm', notice: expect.stringMatching(/call parley_resume on the human's word/) });
+    expect((await a.call('parley_status')).structuredContent.paused).toBe('loop');
+    expect((await a.call('parley_resume')).structuredContent).toEqual({ resumed: true });
+    for (const agent of [a, c]) expect((await nextEvent(agent)).kind).toBe('resumed');
+
+    expect(await loop()).toMatch(/^Refused \(loop_severed\)/);
+    const last = await a.call('parley_wait', { timeout_s: 5 });
+    expect(last.structuredContent).toMatchObject({ outcome: 'event', in_room: false, event: { kind: 'loop_alarm' } });
+    const after = await a.call('parley_wait', { timeout_s: 1 });
+    expect(a.text(after)).toMatch(/^Refused \(unauthorized\): your Parley identity ended/);
+    expect((await a.call('parley_status')).structuredContent).toEqual({ in_room: false });
+  });
+
   it('bad arguments and calls out of turn get tool errors with a clear message, never a crash or a stack', async () => {
     const b = await broker();
     const mcp = await mcpAgent(b.url);

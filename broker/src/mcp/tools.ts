@@ -82,6 +82,11 @@ export function mcpServer(ctx: DoorContext, session: SessionRef, identities: Ses
       try {
         return await body(args, extra);
       } catch (e) {
+        // The session's token was revoked (a second loop alarm) or expired: it is of no more use.
+        if (e instanceof ParleyError && e.code === 'unauthorized') {
+          await identities.take(session.id);
+          return { content: [{ type: 'text' as const, text: 'Refused (unauthorized): your Parley identity ended (expired, or severed by a loop alarm). Start or join a new room.' }], isError: true };
+        }
         if (e instanceof ParleyError) return { content: [{ type: 'text' as const, text: `Refused (${e.code}): ${e.message}` }], isError: true };
         log.error({ err: { type: (e as Error).name, message: (e as Error).message } }, 'mcp tool failed');
         return { content: [{ type: 'text' as const, text: REFUSALS.internal }], isError: true };
