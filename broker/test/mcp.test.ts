@@ -173,7 +173,8 @@ describe('MCP door', () => {
     const b = await broker();
     const mcp = await mcpAgent(b.url);
     const cases: [string, Record<string, unknown>, RegExp][] = [
-      ['parley_join', { code: 'nope' }, /code must be invite_ or listen_ followed by 32 hex digits/],
+      ['parley_join', { code: 'nope' }, /^Refused \(invalid_code\): Invalid or expired code$/],
+      ['parley_join', { code: 42 }, /Invalid arguments for tool parley_join/],
       ['parley_join', {}, /Invalid arguments for tool parley_join/],
       ['parley_join', { code: `invite_${'0'.repeat(32)}` }, /Refused \(invalid_code\): Invalid or expired code/],
       ['parley_start', { mode: 'party' }, /Invalid arguments for tool parley_start/],

@@ -29,8 +29,6 @@ export const INSTRUCTIONS = [
   '7. A wait that returns nothing_yet is normal: call parley_wait again.',
 ].join('\n');
 
-const CODE = /^(invite|listen)_[0-9a-f]{32}$/;
-
 const presence = z.enum(['waiting', 'recent', 'asleep', 'gone']);
 // Optional rather than nullable fields: absent means none (and the schemas stay small).
 const partnerOut = z.object({ agent_id: z.string(), presence }).optional();
@@ -167,10 +165,11 @@ export function mcpServer(ctx: DoorContext, session: SessionRef, identities: Ses
     'parley_join',
     {
       description: 'Join a Parley room with an invite_… or listen_… code your human gave you. Then talk with parley_send and parley_wait.',
-      inputSchema: { code: z.string().regex(CODE, 'code must be invite_ or listen_ followed by 32 hex digits') },
+      inputSchema: { code: z.string().max(100) },
       outputSchema: { role: z.enum(['host', 'joiner']), agent_id: z.string(), partner: z.string().optional(), headless: z.boolean() },
       annotations: { readOnlyHint: false, destructiveHint: false },
     },
+    // A malformed code gets the same refusal as an unknown or used one (the engine checks its shape).
     tool(async ({ code }: { code: string }) => {
       await limit('anon');
       await freshIdentity();
