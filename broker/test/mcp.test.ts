@@ -12,9 +12,9 @@ import { request } from 'node:http';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import type { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { describe, expect, it } from 'vitest';
-import { broker, client, eventually, gauge, messageLines } from './helpers.js';
+import { broker, client, eventually, messageLines, metric } from './helpers.js';
 import { mcpAgent, mcpHostAndCurlJoiner, nextEvent } from './mcp-helpers.js';
-import { register, ssh, sshBroker } from './ssh-helpers.js';
+import { ssh, sshBroker } from './ssh-client.js';
 
 const TOKEN = /tok_[0-9a-f]{32}/;
 
@@ -123,7 +123,7 @@ describe('MCP door', () => {
     const { port } = await sshBroker(b.url);
     const mcp = await mcpAgent(b.url);
     const { code } = (await mcp.call('parley_start', {})).structuredContent;
-    const joiner = await ssh(port, await register(port), `join ${code}`);
+    const joiner = await ssh(port, (await client(b.url).register()).json.token, `join ${code}`);
     await joiner.waitFor(/WALKIE-TALKIE RULES/);
     expect((await nextEvent(mcp)).kind).toBe('partner_joined');
 
@@ -206,10 +206,10 @@ describe('MCP door', () => {
 
     const cancel = new AbortController();
     const waiting = mcp.call('parley_wait', { timeout_s: 60 }, { signal: cancel.signal });
-    expect(await eventually(() => gauge(b.url, 'parley_waiters'), (n) => n === 1)).toBe(1);
+    await eventually(() => metric(b.url, 'parley_waiters'), (n) => n === 1, 'the wait held');
     cancel.abort();
     await expect(waiting).rejects.toThrow();
-    expect(await eventually(() => gauge(b.url, 'parley_waiters'), (n) => n === 0)).toBe(0);
+    await eventually(() => metric(b.url, 'parley_waiters'), (n) => n === 0, 'no waiter left');
 
     await api.send(joiner, 'still there? [OVER]');
     expect(await nextEvent(mcp)).toMatchObject({ kind: 'message', untrusted_text: 'still there?' });
@@ -227,9 +227,9 @@ describe('MCP door', () => {
     });
     req.on('error', () => undefined);
     req.end(JSON.stringify({ jsonrpc: '2.0', id: 99, method: 'tools/call', params: { name: 'parley_wait', arguments: { timeout_s: 60 } } }));
-    expect(await eventually(() => gauge(b.url, 'parley_waiters'), (n) => n === 1)).toBe(1);
+    await eventually(() => metric(b.url, 'parley_waiters'), (n) => n === 1, 'the wait held');
     req.destroy();
-    expect(await eventually(() => gauge(b.url, 'parley_waiters'), (n) => n === 0)).toBe(0);
+    await eventually(() => metric(b.url, 'parley_waiters'), (n) => n === 0, 'no waiter left');
 
     await api.send(joiner, 'are you there? [OVER]');
     expect(await nextEvent(mcp)).toMatchObject({ kind: 'message', untrusted_text: 'are you there?' });
@@ -239,7 +239,7 @@ describe('MCP door', () => {
     const b = await broker();
     const { api, mcp } = await mcpHostAndCurlJoiner(b.url);
     const held = mcp.call('parley_wait', { timeout_s: 30 });
-    expect(await eventually(() => gauge(b.url, 'parley_waiters'), (n) => n === 1)).toBe(1);
+    await eventually(() => metric(b.url, 'parley_waiters'), (n) => n === 1, 'the wait held');
     await b.engine.drain();
     const r = await held;
     expect(r.structuredContent).toMatchObject({ outcome: 'event', in_room: false, event: { kind: 'broker_restarting' } });
@@ -294,7 +294,7 @@ describe('MCP sessions', () => {
     const { code } = (await mcp.call('parley_start', { mode: 'listener' })).structuredContent;
     const host = (await api.registerAndJoin(code)).json.token;
     expect((await api.wait(host, 10)).text).toMatch(/closed the room|has left the room/);
-    expect(await gauge(b.url, 'parley_mcp_sessions')).toBe(0);
+    expect(await metric(b.url, 'parley_mcp_sessions')).toBe(0);
   });
 
   it('the session table is capped', async () => {
