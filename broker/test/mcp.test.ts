@@ -259,7 +259,7 @@ describe('MCP door', () => {
 });
 
 describe('MCP sessions', () => {
-  it('an unknown session gets the 404 that makes a client start a new one; nothing asks for OAuth', async () => {
+  it('an unknown session gets the 404 that makes a client start a new one; a garbled body a 400; nothing asks for OAuth', async () => {
     const b = await broker();
     const res = await post(b.url, { jsonrpc: '2.0', id: 1, method: 'tools/list' }, { 'mcp-session-id': 'no-such-session' });
     expect(res.status).toBe(404);
@@ -268,6 +268,10 @@ describe('MCP sessions', () => {
     for (const path of ['/.well-known/oauth-protected-resource', '/.well-known/oauth-authorization-server', '/.well-known/oauth-protected-resource/mcp']) {
       expect((await fetch(b.url + path)).status, path).toBe(404);
     }
+    const garbled = await fetch(`${b.url}/mcp`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: '{"jsonrpc": nope' });
+    expect(garbled.status).toBe(400);
+    expect((await garbled.json()).error).toEqual({ code: -32000, message: 'Body must be a JSON-RPC message', data: { code: 'bad_request' } });
+    expect(await metric(b.url, 'parley_mcp_sessions')).toBe(0);
     const get = await fetch(`${b.url}/mcp`, { headers: { accept: 'text/event-stream' } });
     expect(get.status).toBe(405);
     expect(get.headers.get('allow')).toBe('POST, DELETE');

@@ -128,9 +128,12 @@ export function mcpDoor(ctx: DoorContext): Door {
       await limits.check('anon', () => bucket);
       const s = table.open(bucket);
       await s.server.connect(s.transport);
-      await serve(s, req, res);
-      // Anything but a successful initialize leaves nothing behind.
-      if (!s.transport.sessionId) await s.server.close();
+      try {
+        await serve(s, req, res);
+      } finally {
+        // Anything but a successful initialize leaves nothing behind.
+        if (!s.transport.sessionId) await s.server.close();
+      }
     } catch (e) {
       if (!res.headersSent && !res.destroyed) refuseWith(res, e);
     }
