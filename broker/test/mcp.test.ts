@@ -14,6 +14,7 @@ import type { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/cl
 import { describe, expect, it } from 'vitest';
 import { broker, client, eventually, messageLines, metric } from './helpers.js';
 import { mcpAgent, mcpHostAndCurlJoiner, nextEvent } from './mcp-helpers.js';
+import { THANKS } from './polite.js';
 import { ssh, sshBroker } from './ssh-client.js';
 
 const TOKEN = /tok_[0-9a-f]{32}/;
@@ -144,12 +145,11 @@ describe('MCP door', () => {
     const { code } = (await a.call('parley_start', {})).structuredContent;
     await c.call('parley_join', { code });
     expect((await nextEvent(a)).kind).toBe('partner_joined');
-    const thanks = ['Thanks so much!', 'Thank you too!', 'Thanks again!', 'Thanks, really!', 'Many thanks!', 'Thanks a lot!', 'Thanks!', 'Thank you!'];
     /** Both sides thank each other until a send is refused; returns that refusal. */
     const loop = async () => {
       for (let turn = 0; turn < 20; turn++) {
         const [me, partner] = turn % 2 === 0 ? [a, c] : [c, a];
-        const r = await me.call('parley_send', { text: thanks[turn % thanks.length], signal: 'OVER', wait_s: 0 });
+        const r = await me.call('parley_send', { text: THANKS[turn % THANKS.length], signal: 'OVER', wait_s: 0 });
         if (r.isError) return me.text(r);
         expect((await nextEvent(partner)).kind).toBe('message');
       }
