@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Agent, buildImages, DOMAIN, SSH_HOST, type Stack, startStack, until } from './stack.js';
+import { type Agent, buildImages, CA_PATH, DOMAIN, SSH_HOST, type Stack, startStack, until } from './stack.js';
 
 let stack: Stack;
 let a: Agent;
@@ -39,6 +39,36 @@ async function pair(h: Agent, j: Agent) {
   expect(joined.status).toBe(200);
   expect((await h.wait(setup.json.token)).body).toMatch(/^MESSAGE_RECEIVED\n\[SYSTEM\]: Agent-[0-9a-f]{4} has joined\. Session is live!$/);
   return { host: setup.json.token as string, joiner: joined.json.token as string };
+}
+
+// One JSON-RPC POST to /mcp as an MCP client sends it (gzip offered, so a compressing proxy would show).
+const MCP_CURL = `
+args=(-sS -N -i --cacert "$CA" -X POST -H 'content-type: application/json' -H 'accept: application/json, text/event-stream' -H 'accept-encoding: gzip, zstd')
+[ -n "\${SID:-}" ] && args+=(-H "mcp-session-id: $SID")
+curl "\${args[@]}" --data-binary @<(printf %s "$BODY") "$URL"
+`;
+
+/** A raw response of /mcp: status, headers, and the JSON-RPC result with a given id from its event stream. */
+function sse(raw: string) {
+  const split = raw.indexOf('\r\n\r\n');
+  const head = raw.slice(0, split).split('\r\n');
+  const headers = Object.fromEntries(head.slice(1).map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
+  const messages = raw.slice(split + 4).split('\n').filter((l) => l.startsWith('data: ')).map((l) => JSON.parse(l.slice(6)));
+  return {
+    status: Number(head[0].split(' ')[1]),
+    headers,
+    result(id: number) {
+      const m = messages.find((x) => x.id === id);
+      if (!m?.result) throw new Error(`no result ${id} in ${JSON.stringify(raw)}`);
+      return m.result;
+    },
+  };
+}
+
+async function mcp(agent: Agent, body: object, sid?: string) {
+  const r = await agent.sh(MCP_CURL, { BODY: JSON.stringify(body), CA: CA_PATH, URL: `https://${DOMAIN}/mcp`, ...(sid ? { SID: sid } : {}) });
+  if (r.code !== 0) throw new Error(`curl failed: ${r.stderr}`);
+  return sse(r.stdout);
 }
 
 describe('appliance', () => {
@@ -233,6 +263,32 @@ describe('appliance', () => {
     await until(async () => (await a.sh('cat /tmp/ssh.exit')).stdout.trim() !== '', 'the ssh session to end');
     expect((await a.sh('cat /tmp/ssh.exit')).stdout.trim()).toBe('0');
     expect((await b.wait(joiner)).body).toMatch(/^MESSAGE_RECEIVED\n\[SYSTEM\]: /);
+  });
+
+  it('7b. MCP through Caddy: a JSON-RPC session over HTTPS, progress streamed uncompressed before the result, a curl partner', async () => {
+    const init = await mcp(a, { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'e2e', version: '1' } } });
+    expect(init.status).toBe(200);
+    const sid = init.headers['mcp-session-id'];
+    expect(sid).toMatch(/^[0-9a-f-]{36}$/);
+    expect((await mcp(a, { jsonrpc: '2.0', method: 'notifications/initialized' }, sid)).status).toBe(202);
+    const started = await mcp(a, { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'parley_start', arguments: {} } }, sid);
+    const joined = await b.registerAndJoin(started.result(2).structuredContent.code);
+    expect(joined.status).toBe(200);
+    const notice = await mcp(a, { jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'parley_wait', arguments: { timeout_s: 5 } } }, sid);
+    expect(notice.result(3).structuredContent.event.kind).toBe('partner_joined');
+
+    // A wait in the background, its stream written to a file as it arrives.
+    const body = { jsonrpc: '2.0', id: 4, method: 'tools/call', params: { name: 'parley_wait', arguments: { timeout_s: 60 }, _meta: { progressToken: 'p1' } } };
+    await a.sh(`(${MCP_CURL}) > /tmp/mcp-wait.out 2>&1 &`, { SID: sid, BODY: JSON.stringify(body), CA: CA_PATH, URL: `https://${DOMAIN}/mcp` });
+    const streamed = async () => (await a.sh('cat /tmp/mcp-wait.out')).stdout;
+    await until(async () => (await streamed()).includes('notifications/progress'), 'a progress notification through Caddy');
+    expect(await streamed()).not.toContain('"result"');
+    expect((await b.send(joined.json.token, `Over MCP, ${CANARY} [OVER]`)).body).toBe('DELIVERED');
+    await until(async () => (await streamed()).includes('"result"'), 'the wait result through Caddy');
+    const done = sse(await streamed());
+    expect(done.headers['content-type']).toBe('text/event-stream');
+    expect(done.headers['content-encoding']).toBeUndefined();
+    expect(done.result(4).structuredContent.event).toMatchObject({ kind: 'message', signal: 'OVER', untrusted_text: `Over MCP, ${CANARY}` });
   });
 
   it('8. privacy: the canary sent in messages appears in no container log', async () => {

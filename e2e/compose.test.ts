@@ -240,12 +240,13 @@ describe('a newcomer on non-default ports with a LAN name and the local CA', () 
     expect(inside.stdout).toMatch(/^# HELP /m);
   });
 
-  it("10g. with the broker down Caddy answers 502 and its error log leaves out the request's path (an invite code)", async () => {
+  it("10g. with the broker down Caddy answers 502 or 503 and its error log leaves out the request's path (an invite code)", async () => {
     const code = `invite_${'e'.repeat(32)}`;
     await run('docker', ['stop', container('broker').getId()]);
     try {
       const down = response((await curl('-sS', '-i', '--cacert', 'parley-root.crt', '-X', 'POST', `https://${DOMAIN}:${ports.https}/register-and-join/${code}`)).stdout);
-      expect(down.status).toBe(502);
+      // 503 when the stopped broker has left Docker's DNS (no upstream to try), 502 while it is still listed.
+      expect([502, 503]).toContain(down.status);
       const { stdout, stderr } = await run('docker', ['logs', container('caddy').getId()]);
       const errors = (stdout + stderr).split('\n').filter((l) => l.includes('"logger":"http.log.error"'));
       expect(errors.length).toBeGreaterThan(0);

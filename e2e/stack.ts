@@ -183,6 +183,9 @@ export async function startStack(): Promise<Stack> {
         RATE_ANON_PER_MIN: '40',
         // The most verbose level, so the privacy check reads everything the broker can log.
         LOG_LEVEL: 'trace',
+        // /mcp accepts this Host (Caddy passes the agents' one on); progress every second.
+        PUBLIC_URL: `https://${DOMAIN}`,
+        MCP_PROGRESS_S: '1',
       })
       .withWaitStrategy(Wait.forLogMessage(/broker listening/))
       .start();

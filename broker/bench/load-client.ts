@@ -6,6 +6,7 @@
  * or {id, error}.
  */
 import { Agent, type ClientRequest, request } from 'node:http';
+import { mcpLoad } from './mcp-load.js';
 
 const base = new URL(process.argv[2]);
 // One keep-alive socket per in-flight request, reused across requests: no reconnect per message.
@@ -190,9 +191,13 @@ function idleClose(): { answeredEarly: number } {
   return { answeredEarly: idleAnswered };
 }
 
+const mcp = mcpLoad(base, nextMessage, stopMessage, STOP, cpuUs);
+
 const commands: Record<string, (args: any) => unknown> = {
   latency,
   throughput,
+  mcpLatency: mcp.mcpLatency,
+  mcpThroughput: mcp.mcpThroughput,
   idleOpen,
   idleClose,
   idleStatus: () => ({ held: idleRequests.length, answeredEarly: idleAnswered }),

@@ -9,7 +9,8 @@
  * 5,000 idle rooms each holding two long-polls (10,000 sockets), and RSS per idle room.
  * Where Debian's redis-server is installed, a third target runs Parley on the Redis backend
  * (its own redis-server, no persistence) through the same phases: throughput against the memory
- * backend, and memory per idle room counted in the broker and in Redis.
+ * backend, and memory per idle room counted in the broker and in Redis. Then the MCP door
+ * (/mcp, see mcp-load.ts) against the HTTP door of the same Parley process.
  * Prints a markdown table for the README (also written to /tmp/readme-bench.md). Exits 0
  * whatever the figures; only a crash fails it.
  */
@@ -25,6 +26,7 @@ const IDLE_ROOMS = 5_000;
 const RUN_MS = 3_000;
 const REPS = 5;
 const LATENCY_SAMPLES = 3_000;
+const MCP_LATENCY_SAMPLES = 1_000;
 // Longer than the whole idle phase, so nothing answers the held polls before the bench is done.
 const IDLE_HOLD_S = 110;
 const README_FILE = '/tmp/readme-bench.md';
@@ -149,11 +151,11 @@ async function startTarget(name: string, kind: 'parley' | 'parley-redis' | 'null
   return { name, server, client, latencyMs: [], base: [], idle: [] };
 }
 
-async function throughputRun(t: Target, profileAs?: string): Promise<Run> {
+async function throughputRun(t: Target, profileAs?: string, cmd: 'throughput' | 'mcpThroughput' = 'throughput'): Promise<Run> {
   // No forced GC around runs: its CPU time would be charged to the run's messages.
   const before = await t.server.call<ServerStats>('stats', { gc: false });
   if (profileAs) await t.server.call('profileStart');
-  const r = await t.client.call<{ messages: number; elapsedMs: number; clientCpuUs: number }>('throughput', { rooms: ROOMS, durationMs: RUN_MS });
+  const r = await t.client.call<{ messages: number; elapsedMs: number; clientCpuUs: number }>(cmd, { rooms: ROOMS, durationMs: RUN_MS });
   if (profileAs) log(`  profile: ${await t.server.call<string>('profileStop', { file: `${PROFILE_DIR}/${profileAs}.cpuprofile` })}`);
   const after = await t.server.call<ServerStats>('stats', { gc: false });
   return {
@@ -208,6 +210,7 @@ async function main(): Promise<void> {
   const onRedis = redis ? await startTarget('on Redis', 'parley-redis', redis.url) : undefined;
   if (!redis) log('(no redis-server installed: the Redis backend is not measured)');
   const targets = onRedis ? [nul, parley, onRedis] : [nul, parley];
+  const mcp = { latencyMs: [] as number[], mcp: [] as Run[], http: [] as Run[] };
   try {
     log('Warm-up…');
     for (const t of targets) await t.client.call('throughput', { rooms: ROOMS, durationMs: 1_000 });
@@ -221,6 +224,18 @@ async function main(): Promise<void> {
 
     log(`Throughput, ${ROOMS} rooms ping-ponging, ${REPS} × ${RUN_MS / 1000} s each, interleaved…`);
     await interleave(targets, 'base');
+
+    log('MCP door (/mcp) against the HTTP door, same Parley process…');
+    await parley.client.call('mcpThroughput', { rooms: ROOMS, durationMs: 1_000 });
+    mcp.latencyMs = (await parley.client.call<{ samplesMs: number[] }>('mcpLatency', { warmup: 100, samples: MCP_LATENCY_SAMPLES, maxMs: 15_000 })).samplesMs.sort((a, b) => a - b);
+    log(`  mcp        p50 ${fmt(percentile(mcp.latencyMs, 0.5), 3)} ms, p99 ${fmt(percentile(mcp.latencyMs, 0.99), 3)} ms (${mcp.latencyMs.length} samples)`);
+    for (let i = 0; i < REPS; i++) {
+      for (const [runs, cmd] of [[mcp.http, 'throughput'], [mcp.mcp, 'mcpThroughput']] as const) {
+        const run = await throughputRun(parley, undefined, cmd);
+        runs.push(run);
+        log(`  ${(cmd === 'throughput' ? 'http door' : 'mcp door').padEnd(10)} run ${i + 1}: ${fmt(run.msgsPerS, 0)} msgs/s, server ${fmt(run.serverCpuUsPerMsg, 1)} µs CPU/msg`);
+      }
+    }
 
     log(`Opening ${fmt(IDLE_ROOMS, 0)} idle rooms per relay, both sides holding a /wait…`);
     for (const t of targets) {
@@ -312,16 +327,31 @@ async function main(): Promise<void> {
     ].join('\n');
   }
 
+  const mcpRatio = best(mcp.mcp).msgsPerS / best(mcp.http).msgsPerS;
+  const mcpTable = [
+    '| Measure | MCP door (/mcp) | HTTP door | MCP / HTTP | Target | Result |',
+    '|---|---:|---:|---:|---|:---:|',
+    `| Relay latency p50, 1 room | ${fmt(percentile(mcp.latencyMs, 0.5), 2)} ms | ${ms(parley, 0.5)} | ${x(percentile(mcp.latencyMs, 0.5), percentile(parley.latencyMs, 0.5))} | | |`,
+    `| Relay latency p99, 1 room | ${fmt(percentile(mcp.latencyMs, 0.99), 2)} ms | ${ms(parley, 0.99)} | ${x(percentile(mcp.latencyMs, 0.99), percentile(parley.latencyMs, 0.99))} | | |`,
+    `| Throughput, ${ROOMS} rooms | ${fmt(best(mcp.mcp).msgsPerS, 0)} msgs/s | ${fmt(best(mcp.http).msgsPerS, 0)} msgs/s | ${fmt(mcpRatio, 2)} × | ≥ 0.5 × HTTP | ${verdict(mcpRatio >= 0.5)} |`,
+    `| Server CPU per message, ${ROOMS} rooms | ${fmt(leastCpu(mcp.mcp), 1)} µs | ${fmt(leastCpu(mcp.http), 1)} µs | ${x(leastCpu(mcp.mcp), leastCpu(mcp.http))} | | |`,
+  ].join('\n');
+  const mcpMethod =
+    `MCP figures: the same Parley process and load-client process; each participant is an MCP session of the official SDK client over Streamable HTTP, and each turn is one \`parley_send\` that also waits for the answer (one tool call per message, where the HTTP door takes a \`/send\` and a \`/wait\`). ` +
+    `MCP latency runs from the start of \`parley_send\` to the end of the partner's already-held \`parley_wait\` (${MCP_LATENCY_SAMPLES} samples); the HTTP latency is the one above. Throughput runs of the two doors are interleaved, best of ${REPS}.`;
+
   log('\n## Results\n');
   log(table);
   if (redisTable) log(`\n${redisTable}`);
+  log('\n## MCP door\n');
+  log(mcpTable);
   log(`\n${clientNote}`);
 
   log('\n## Loop detector cost\n');
   const detector = await detectorTable();
   log(detector ?? 'broker/bench/detector-bench.ts is not there yet: no detector figures.');
 
-  writeFileSync(README_FILE, `${table}\n\n${method}\n${redisTable ? `\n${redisTable}\n` : ''}${detector ? `\n${detector}\n` : ''}`);
+  writeFileSync(README_FILE, `${table}\n\n${method}\n${redisTable ? `\n${redisTable}\n` : ''}\n${mcpTable}\n\n${mcpMethod}\n${detector ? `\n${detector}\n` : ''}`);
   log(`\nTable and method written to ${README_FILE}. Whole bench: ${fmt((Date.now() - started) / 1000, 0)} s.`);
 }
 

@@ -36,6 +36,11 @@ export interface Config {
   secret: string;
   /** IPs/CIDRs the A2A door may dial although they are not public addresses (loopback, private…). */
   a2aDialAllow: string[];
+  /** The MCP door (/mcp): its default wait slice, progress interval, session cap and idle expiry. */
+  mcpWaitS: number;
+  mcpProgressS: number;
+  mcpMaxSessions: number;
+  mcpSessionIdleS: number;
 }
 
 export const CONFIG_FIELDS: { [K in keyof Config]: Setting<Config[K]> } = {
@@ -63,6 +68,10 @@ export const CONFIG_FIELDS: { [K in keyof Config]: Setting<Config[K]> } = {
   stateUrl: S.STATE_URL,
   secret: S.PARLEY_SECRET,
   a2aDialAllow: S.A2A_DIAL_ALLOW,
+  mcpWaitS: S.MCP_WAIT_S,
+  mcpProgressS: S.MCP_PROGRESS_S,
+  mcpMaxSessions: S.MCP_MAX_SESSIONS,
+  mcpSessionIdleS: S.MCP_SESSION_IDLE_S,
 };
 
 export function loadConfig(env: Env = process.env): Config {

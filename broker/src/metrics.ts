@@ -26,6 +26,7 @@ export function createMetrics(rooms: () => number) {
     rateLimited: counter('rate_limited_total', 'Requests refused by a rate limit', ['limit']),
     responses: counter('http_responses_total', 'HTTP responses by route and status', ['route', 'status']),
     waiters: new Gauge({ name: 'parley_waiters', help: 'Long-polls currently held', registers: [registry] }),
+    mcpSessions: new Gauge({ name: 'parley_mcp_sessions', help: 'MCP sessions open now', registers: [registry] }),
     rooms: new Gauge({ name: 'parley_rooms', help: 'Rooms open now', registers: [registry], collect() { this.set(rooms()); } }),
   };
 }

@@ -18,6 +18,7 @@ import { opsDoor } from './http/ops.js';
 import { jsonText } from './http/status.js';
 import { waitDoor } from './http/wait.js';
 import { createLogger } from './log.js';
+import { mcpDoor } from './mcp/door.js';
 import { createMetrics } from './metrics.js';
 import { tlsWarning, usesLocalCa } from './settings.js';
 
@@ -46,7 +47,7 @@ export async function startBroker(opts: { env?: Record<string, string | undefine
   const rooms = memory ? engine : refusingWhenUnavailable(engine, backend);
   const ctx = doorContext(rooms, config, metrics, log, backend.rateLimitStore);
   // Order matters: the first door that claims a path serves it; the API door takes the rest.
-  const doors: Door[] = [opsDoor(ctx, async () => backend.ready()), waitDoor(ctx), a2aDoor(ctx), apiDoor(ctx)];
+  const doors: Door[] = [opsDoor(ctx, async () => backend.ready()), waitDoor(ctx), a2aDoor(ctx), mcpDoor(ctx), apiDoor(ctx)];
   const server = createServer(dispatch(doors));
   // Node's own parser refusals (malformed request, headers too large) get the same JSON shape.
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {

@@ -230,6 +230,26 @@ export const S = {
     meaning: 'Comma-separated IPs/CIDRs that `POST /a2a/dial` may reach although they are not public (loopback, private, link-local). Everything else non-public is refused.',
     compose: { pass: ['broker'] },
   }),
+  MCP_WAIT_S: setting({
+    name: 'MCP_WAIT_S', section: 'broker', ...integer(50, 1, 3600),
+    meaning: 'Default wait slice of the MCP tools (keep it under 60 s).',
+    compose: { pass: ['broker'] },
+  }),
+  MCP_PROGRESS_S: setting({
+    name: 'MCP_PROGRESS_S', section: 'broker', ...integer(5, 1, 600),
+    meaning: 'Interval of MCP progress notifications during a wait.',
+    compose: { pass: ['broker'] },
+  }),
+  MCP_MAX_SESSIONS: setting({
+    name: 'MCP_MAX_SESSIONS', section: 'broker', ...integer(1000, 1, 1_000_000),
+    meaning: 'MCP sessions open at once (503 `too_many_sessions` above).',
+    compose: { pass: ['broker'] },
+  }),
+  MCP_SESSION_IDLE_S: setting({
+    name: 'MCP_SESSION_IDLE_S', section: 'broker', ...integer(3600, 1, 30 * 86400),
+    meaning: 'An MCP session without a request for this long ends and leaves its room.',
+    compose: { pass: ['broker'] },
+  }),
   LOG_LEVEL: setting({
     name: 'LOG_LEVEL', section: 'broker', ...oneOf('info', LOG_LEVELS),
     meaning: '`fatal` … `trace`, or `silent` (both brokers).',

@@ -27,8 +27,7 @@ const MANAGE = /^\/a2a\/publish\/([0-9a-f]{24})(\/key)?$/;
  * request reached (a broker on a laptop). One place, so the switch to config.publicUrl is one line.
  */
 export function publicBase(ctx: DoorContext, req: IncomingMessage): string {
-  const configured = (ctx.config as { publicUrl?: string }).publicUrl ?? process.env.PUBLIC_URL;
-  if (configured) return configured.replace(/\/+$/, '');
+  if (ctx.config.publicUrl) return ctx.config.publicUrl.replace(/\/+$/, '');
   const host = req.socket.localAddress ?? '127.0.0.1';
   return `http://${host.includes(':') ? `[${host}]` : host}:${req.socket.localPort}`;
 }

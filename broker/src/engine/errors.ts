@@ -39,6 +39,10 @@ export const REFUSALS = {
   headers_too_large: 'Request headers too large',
   not_implemented: 'Method not implemented',
   too_many_connections: 'Too many connections from your address',
+  // The MCP door's transport-level refusals.
+  session_not_found: 'Session not found: start a new session',
+  too_many_sessions: 'Too many sessions open right now: try again shortly',
+  forbidden_origin: "Origin or Host not allowed: use this broker's public address",
   internal: 'Internal error',
 } as const;
 

@@ -40,6 +40,9 @@ export const HTTP_STATUS: Record<RefusalCode, number> = {
   headers_too_large: 431,
   not_implemented: 501,
   too_many_connections: 429,
+  session_not_found: 404,
+  too_many_sessions: 503,
+  forbidden_origin: 403,
   internal: 500,
 };
 

@@ -94,7 +94,7 @@ function headerOf(req: IncomingMessage, name: string): string | undefined {
  * back to the head of the queue. (Node also emits 'finish' while tearing down a socket that died
  * mid-write, and res.writableFinished reads true once the socket is detached.)
  */
-function settleOnFlush(res: ServerResponse, lease: Lease): void {
+export function settleOnFlush(res: ServerResponse, lease: Lease): void {
   const socket = res.socket;
   let flushed = false;
   res.once('finish', () => (flushed = socket !== null && !socket.destroyed));
