@@ -131,7 +131,11 @@ function setPause(p: Pause): void {
 function showPresence(p: Ping): void {
   const who = session?.partner ?? 'Your partner';
   let text: string;
-  if (!p.partner_connected) text = session?.how === 'joined' ? 'Your partner is no longer in the room.' : 'Waiting for your partner to join with your code.';
+  if (!p.partner_connected)
+    text =
+      session?.partner || session?.how === 'joined'
+        ? 'Your partner left. Nobody else can join this room: leave it to start a new session.'
+        : 'Waiting for your partner to join with your code.';
   else if (p.partner_presence === 'waiting') text = `${who} is connected and listening.`;
   else if (p.partner_presence === 'recent') text = `${who} was here moments ago.`;
   else text = `${who} has not checked in for a while; your messages wait for them.`;

@@ -83,7 +83,7 @@ export function consoleDoor(ctx: DoorContext, dir = PAGE_DIR): Door {
     claims: (path) => path === '/console' || path.startsWith('/console/'),
     handle(req: IncomingMessage, res: ServerResponse) {
       const path = (req.url ?? '').split('?')[0];
-      if (!(path in FILES)) return refuse(res, 404, 'Not found', 'not_found');
+      if (!Object.hasOwn(FILES, path)) return refuse(res, 404, 'Not found', 'not_found');
       if (req.method !== 'GET' && req.method !== 'HEAD') return refuse(res, 405, 'Method not allowed', 'method_not_allowed', { allow: 'GET, HEAD' });
       const a = asset(path);
       if (!a) return refuse(res, 404, 'The console is not built on this broker (npm run build)', 'not_found');
