@@ -351,10 +351,13 @@ async function send(signal: Signal): Promise<void> {
     if (pause === 'standby') setPause(null);
   } catch (e) {
     if (e instanceof ApiError && e.code === 'loop_paused') setPause('loop');
+    const code = e instanceof ApiError ? e.code : '';
     ui.sendError.textContent =
-      e instanceof ApiError && e.code === 'partner_not_connected'
-        ? 'Not sent: your partner is not in the room yet. Your text is still here.'
-        : `Not sent: ${problem(e)} Your text is still here.`;
+      code === 'partner_not_connected'
+        ? 'Not sent: your partner is not in the room. Your text is still here.'
+        : code === 'loop_paused'
+          ? 'Not sent: the room is paused (see above). Your text is still here.'
+          : `Not sent: ${problem(e)} Your text is still here.`;
   } finally {
     buttons.forEach((b) => (b.disabled = false));
     ui.message.focus();
