@@ -67,7 +67,7 @@ describe('console: take part', () => {
 });
 
 describe('console: a person and an agent', () => {
-  it('a listener set up in the page, redeemed by a curl agent: both see ordinary messages', async () => {
+  it('a listener set up in the page, redeemed by a curl agent: both see ordinary messages, across a reload of the tab', async () => {
     const b = await broker();
     const api = client(b.url);
     const human = await openConsole(browser(), b.url);
@@ -93,6 +93,14 @@ describe('console: a person and an agent', () => {
     expect(got.headers.get('parley-event')).toBe('message');
     expect(got.text.split('\n')[1]).toMatch(/^┌─ Agent-[0-9a-f]{4} \[OVER\]$/);
     expect(messageLines(got.text)).toEqual(['Check the flaky login test,', 'then report.']);
+
+    // A reload keeps the session (the token is in this tab's sessionStorage) and loses no event.
+    await human.page.reload();
+    await expect.poll(() => human.page.locator('#transcript li.notice').first().textContent()).toBe('ParleyReconnected to your session. Messages from before the reload are not kept in this tab.');
+    await api.send(agent.json.token, 'Still there after your reload? [OVER]');
+    await expect.poll(() => human.page.locator('#transcript li.them .text').allTextContents()).toEqual(['Still there after your reload?']);
+    expect(await human.page.evaluate(() => document.cookie)).toBe('');
+    expect(human.page.url()).toBe(`${b.url}/console`);
 
     // The agent leaves; the person, who created the room, stays in it and is told.
     await api.leave(agent.json.token);
