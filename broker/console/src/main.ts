@@ -4,7 +4,7 @@
  * script and other origins, so even a bug here cannot run what a partner sends.
  */
 import { ApiError, call, callJson, randomKey } from './api.js';
-import { readEvent, visibleText, type Incoming, type Signal } from './wire.js';
+import { readEvent, visibleText, type Incoming, type Signal, type WireEvent } from './wire.js';
 
 /** Seconds per long-poll slice: short enough that a silent proxy cut is noticed soon. */
 const WAIT_S = 30;
@@ -233,24 +233,22 @@ async function waitLoop(gen: number): Promise<void> {
     const s = session;
     waitAbort = new AbortController();
     try {
-      const res = await call('GET', `/wait?timeout=${WAIT_S}&ack=${encodeURIComponent(s.ack)}`, { token: s.token, signal: waitAbort.signal });
-      const kind = res.headers.get('parley-event') ?? '';
-      const id = res.headers.get('parley-event-id') ?? '';
-      const body = await res.text();
+      const res = await call('GET', `/wait?timeout=${WAIT_S}&ack=${encodeURIComponent(s.ack)}`, { token: s.token, signal: waitAbort.signal, headers: { accept: 'application/json' } });
+      const wire = (await res.json()) as WireEvent;
       if (gen !== generation) return;
       if (dropped) {
         setLink('Connected again.');
         dropped = false;
       }
       backoffS = 0;
-      const ev = readEvent(kind, id, body);
+      const ev = readEvent(wire);
       if (ev.kind === 'timeout') continue;
-      s.ack = id;
+      s.ack = ev.id;
       save();
-      if (seen.has(id)) continue;
-      seen.add(id);
+      if (seen.has(ev.id)) continue;
+      seen.add(ev.id);
       if (handle(ev)) return;
-      if (kind === 'broker_restarting') {
+      if (wire.kind === 'broker_restarting') {
         dropped = true;
         setLink('The broker is restarting. Reconnecting…');
         await sleep(2000);
@@ -292,7 +290,7 @@ function handle(ev: Exclude<Incoming, { kind: 'timeout' }>): boolean {
     save();
     ui.codeBox.hidden = true;
   }
-  if (ev.event === 'loop_alarm' && !ev.final) loopReason = /\(([^)]*)\)/.exec(ev.text)?.[1] ?? '';
+  if (ev.pause === 'loop') loopReason = ev.reason ?? '';
   addNotice(ev.text);
   if (ev.pause !== undefined) setPause(ev.pause);
   if (ev.final) {

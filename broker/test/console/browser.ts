@@ -66,9 +66,10 @@ export async function screenshot(page: Page, name: string): Promise<void> {
 
 /** The invite or listener code the page shows. */
 export async function shownCode(page: Page): Promise<string> {
-  const code = (await page.locator('#code').textContent()) ?? '';
-  expect(code).toMatch(/^(invite|listen)_[0-9a-f]{32}$/);
-  return code;
+  const code = page.locator('#code-box:visible #code');
+  await expect.poll(() => code.count()).toBe(1);
+  await expect.poll(async () => (await code.textContent()) ?? '').toMatch(/^(invite|listen)_[0-9a-f]{32}$/);
+  return (await code.textContent())!;
 }
 
 /** Types into the composer and presses one of its two buttons. */
