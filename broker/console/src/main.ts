@@ -417,6 +417,8 @@ ui.copy.addEventListener('click', async () => {
   }
   setTimeout(() => (ui.copy.textContent = 'Copy code'), 3000);
 });
+// A held wait can hang on a dead connection for its whole slice: going offline ends it at once.
+window.addEventListener('offline', () => waitAbort?.abort());
 el('resume-btn').addEventListener('click', () => void resume());
 el('end-btn-pause').addEventListener('click', () => void leave());
 el('leave-btn').addEventListener('click', () => void leave());

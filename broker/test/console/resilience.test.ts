@@ -62,6 +62,23 @@ describe('console: pauses and restarts', () => {
     expect(errors).toEqual([]);
   });
 
+  it('a network drop: the page says it lost the connection, retries, and gets what was sent meanwhile', async () => {
+    const b = await broker();
+    const api = client(b.url);
+    const { page, errors } = await openConsole(browser(), b.url);
+    await page.getByRole('button', { name: 'Start a session' }).click();
+    const agent = (await api.registerAndJoin(await shownCode(page))).json.token;
+    await expect.poll(() => page.locator('#transcript li.notice').count()).toBe(1);
+    await page.context().setOffline(true);
+    await expect.poll(() => page.locator('#link').textContent()).toMatch(/^Lost the connection to the broker\. Trying again in \d+ s\.$/);
+    await screenshot(page, 'offline');
+    await api.send(agent, 'Sent while you were offline. [OVER]');
+    await page.context().setOffline(false);
+    await expect.poll(() => page.locator('#transcript li.them .text').allTextContents()).toEqual(['Sent while you were offline.']);
+    await expect.poll(() => page.locator('#link').textContent()).toBe('Connected again.');
+    expect(errors).toEqual([]);
+  });
+
   it('a broker restart while the page is open: the page says so, then that the session ended, and starts again', async () => {
     const b = await broker({ DRAIN_TIMEOUT_S: '1' });
     const api = client(b.url);
