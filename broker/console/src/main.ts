@@ -84,19 +84,28 @@ function show(screen: 'start' | 'room'): void {
   ui.room.hidden = screen !== 'room';
 }
 
-function showStart(error = ''): void {
+function showStart(error = '', code = ''): void {
   show('start');
-  ui.startError.textContent = error;
+  setError(ui.startError, error, code);
   setLink('');
+}
+
+/** An error line, with the broker's refusal code in data-code for tools and tests. */
+function setError(where: HTMLElement, text: string, code = ''): void {
+  where.textContent = text;
+  if (code) where.dataset.code = code;
+  else delete where.dataset.code;
 }
 
 function setLink(text: string): void {
   ui.link.textContent = text;
 }
 
-function addItem(cls: string, label: string, text: string): void {
+/** One transcript entry; `kind` (data-kind) is the event kind, `sent` for own messages, `local` for the page's own notes. */
+function addItem(cls: string, kind: string, label: string, text: string): void {
   const li = document.createElement('li');
   li.className = cls;
+  li.dataset.kind = kind;
   const meta = document.createElement('p');
   meta.className = 'meta';
   meta.textContent = label;
@@ -108,8 +117,8 @@ function addItem(cls: string, label: string, text: string): void {
   li.scrollIntoView({ block: 'nearest' });
 }
 
-function addNotice(text: string): void {
-  addItem('notice', 'Parley', text);
+function addNotice(text: string, kind = 'local'): void {
+  addItem('notice', kind, 'Parley', text);
 }
 
 function setPause(p: Pause): void {
@@ -154,7 +163,7 @@ function enterRoom(s: Session, note?: string): void {
   ui.transcript.replaceChildren();
   ui.ended.hidden = true;
   ui.composer.hidden = false;
-  ui.sendError.textContent = '';
+  setError(ui.sendError, '');
   ui.presence.textContent = '';
   setPause(null);
   loopReason = '';
@@ -193,17 +202,18 @@ async function begin(how: 'started' | 'listener'): Promise<void> {
     const r = await callJson<{ token: string; code: string }>('POST', '/setup', { json: { type: how === 'listener' ? 'listener' : 'standard', headless: false } });
     enterRoom({ token: r.token, how, code: r.code, ack: '' });
   } catch (e) {
-    showStart(problem(e));
+    showStart(problem(e), e instanceof ApiError ? e.code : 'network');
   }
 }
 
 async function join(code: string): Promise<void> {
-  if (!/^(invite|listen)_[0-9a-f]{32}$/.test(code)) return showStart('That is not a Parley code: it looks like invite_ or listen_ followed by 32 letters and digits.');
+  if (!/^(invite|listen)_[0-9a-f]{32}$/.test(code)) return showStart('That is not a Parley code: it looks like invite_ or listen_ followed by 32 letters and digits.', 'invalid_code');
   try {
     const r = await callJson<{ token: string }>('POST', `/register-and-join/${code}`);
     enterRoom({ token: r.token, how: 'joined', ack: '' }, 'You joined. The session is live.');
   } catch (e) {
-    showStart(e instanceof ApiError && e.code === 'invalid_code' ? 'That code is unknown, already used or expired. Ask your partner for a new one.' : problem(e));
+    const code = e instanceof ApiError ? e.code : 'network';
+    showStart(code === 'invalid_code' ? 'That code is unknown, already used or expired. Ask your partner for a new one.' : problem(e), code);
   }
 }
 
@@ -281,7 +291,7 @@ async function waitLoop(gen: number): Promise<void> {
 function handle(ev: Exclude<Incoming, { kind: 'timeout' }>): boolean {
   if (ev.kind === 'message') {
     if (session && !session.partner) session.partner = ev.from;
-    addItem(`them ${ev.signal.toLowerCase()}`, `${ev.from} · ${ev.signal === 'OVER' ? 'over' : 'standby'}`, ev.text);
+    addItem(`them ${ev.signal.toLowerCase()}`, 'message', `${ev.from} · ${ev.signal === 'OVER' ? 'over' : 'standby'}`, ev.text);
     if (pause === 'standby') setPause(null);
     return false;
   }
@@ -291,7 +301,7 @@ function handle(ev: Exclude<Incoming, { kind: 'timeout' }>): boolean {
     ui.codeBox.hidden = true;
   }
   if (ev.pause === 'loop') loopReason = ev.reason ?? '';
-  addNotice(ev.text);
+  addNotice(ev.text, ev.event);
   if (ev.pause !== undefined) setPause(ev.pause);
   if (ev.final) {
     endSession(ev.text);
@@ -324,10 +334,10 @@ async function pingLoop(gen: number): Promise<void> {
 async function send(signal: Signal): Promise<void> {
   const s = session;
   const text = ui.message.value;
-  ui.sendError.textContent = '';
+  setError(ui.sendError, '');
   if (!s) return;
   if (text.trim() === '') {
-    ui.sendError.textContent = 'Write a message first.';
+    setError(ui.sendError, 'Write a message first.', 'empty_message');
     return ui.message.focus();
   }
   const buttons = ui.composer.querySelectorAll('button');
@@ -344,18 +354,21 @@ async function send(signal: Signal): Promise<void> {
         await sleep(attempt * 1000);
       }
     }
-    addItem(`me ${signal.toLowerCase()}`, `You · ${signal === 'OVER' ? 'over' : 'standby'}`, text);
+    addItem(`me ${signal.toLowerCase()}`, 'sent', `You · ${signal === 'OVER' ? 'over' : 'standby'}`, text);
     ui.message.value = '';
     if (pause === 'standby') setPause(null);
   } catch (e) {
     if (e instanceof ApiError && e.code === 'loop_paused') setPause('loop');
-    const code = e instanceof ApiError ? e.code : '';
-    ui.sendError.textContent =
+    const code = e instanceof ApiError ? e.code : 'network';
+    setError(
+      ui.sendError,
       code === 'partner_not_connected'
         ? 'Not sent: your partner is not in the room. Your text is still here.'
         : code === 'loop_paused'
           ? 'Not sent: the room is paused (see above). Your text is still here.'
-          : `Not sent: ${problem(e)} Your text is still here.`;
+          : `Not sent: ${problem(e)} Your text is still here.`,
+      code,
+    );
   } finally {
     buttons.forEach((b) => (b.disabled = false));
     ui.message.focus();
