@@ -1,20 +1,11 @@
 /** The console through a loop pause (shown, resumed by a click) and a broker restart (said plainly, started again). */
 import { describe, expect, it } from 'vitest';
 import { broker, client, messageLines } from '../helpers.js';
+import { THANKS } from '../polite.js';
 import { expectAccessible, openConsole, screenshot, shownCode, useBrowser } from './browser.js';
 
 const browser = useBrowser();
 
-const thanks = [
-  'Thanks so much, that was really helpful!',
-  'Thank you too, great working with you!',
-  'Much appreciated, thanks again!',
-  'Likewise, thanks for all the help!',
-  'Thanks again, really appreciate it!',
-  'No problem at all, thank you!',
-  'Cheers, thanks a lot!',
-  'Thanks, you too!',
-];
 
 describe('console: pauses and restarts', () => {
   it('a polite loop with a curl agent pauses the room; the person sees why and resumes with one click', async () => {
@@ -30,14 +21,14 @@ describe('console: pauses and restarts', () => {
     for (let i = 0; i < 24 && !alarmed; i++) {
       if (i % 2 === 0) {
         const mine = await page.locator('#transcript li.me').count();
-        await composer.fill(thanks[i % thanks.length]);
+        await composer.fill(THANKS[i % THANKS.length]);
         await page.getByRole('button', { name: 'Send [OVER]' }).click();
         await expect.poll(async () => (await page.locator('#transcript li.me').count()) > mine || (await pause.isVisible())).toBe(true);
         alarmed = await pause.isVisible();
         if (!alarmed) expect((await api.wait(agent, 10)).headers.get('parley-event')).toBe('message');
       } else {
         const theirs = await page.locator('#transcript li.them').count();
-        const r = await api.send(agent, `${thanks[i % thanks.length]} [OVER]`);
+        const r = await api.send(agent, `${THANKS[i % THANKS.length]} [OVER]`);
         if (r.status === 429) alarmed = true;
         else await expect.poll(() => page.locator('#transcript li.them').count()).toBe(theirs + 1);
       }
