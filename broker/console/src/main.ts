@@ -114,7 +114,12 @@ function addItem(cls: string, kind: string, label: string, text: string): void {
   body.textContent = visibleText(text);
   li.append(meta, body);
   ui.transcript.append(li);
-  li.scrollIntoView({ block: 'nearest' });
+  toLatest();
+}
+
+/** The transcript scrolls on its own: keep its newest entry in view. */
+function toLatest(): void {
+  ui.transcript.scrollTop = ui.transcript.scrollHeight;
 }
 
 function addNotice(text: string, kind = 'local'): void {
@@ -124,6 +129,7 @@ function addNotice(text: string, kind = 'local'): void {
 function setPause(p: Pause): void {
   pause = p;
   ui.pause.hidden = p === null;
+  requestAnimationFrame(toLatest); // the banner took or gave back room
   ui.pause.classList.toggle('loop', p === 'loop');
   ui.pauseActions.hidden = p !== 'loop';
   if (p === 'standby') {
