@@ -13,6 +13,8 @@ COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY broker/tsconfig.json broker/
 COPY broker/src broker/src
+# The web console's page source; `npm run build` bundles it into broker/console/dist.
+COPY broker/console broker/console
 RUN npm run build
 
 FROM node:${NODE_VERSION}-bookworm-slim
@@ -21,6 +23,7 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/broker/dist broker/dist
+COPY --from=build /app/broker/console/dist broker/console/dist
 # The SSH broker's host key lives here (a volume in compose); owned by the runtime user so a
 # fresh volume is writable on first start.
 RUN mkdir -p /data/ssh && chown node:node /data/ssh

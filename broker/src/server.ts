@@ -9,6 +9,7 @@ import { memoryBackend } from './backend/memory/index.js';
 import { redisBackend } from './backend/redis/index.js';
 import type { Store } from './backend/memory/sql-store.js';
 import { loadConfig } from './config.js';
+import { consoleDoor } from './console/door.js';
 import { dispatch, doorContext, type Door } from './doors.js';
 import { Engine } from './engine/engine.js';
 import { refusingWhenUnavailable } from './engine/unavailable.js';
@@ -47,7 +48,7 @@ export async function startBroker(opts: { env?: Record<string, string | undefine
   const rooms = memory ? engine : refusingWhenUnavailable(engine, backend);
   const ctx = doorContext(rooms, config, metrics, log, backend.rateLimitStore);
   // Order matters: the first door that claims a path serves it; the API door takes the rest.
-  const doors: Door[] = [opsDoor(ctx, async () => backend.ready()), waitDoor(ctx), a2aDoor(ctx), mcpDoor(ctx), apiDoor(ctx)];
+  const doors: Door[] = [opsDoor(ctx, async () => backend.ready()), waitDoor(ctx), a2aDoor(ctx), mcpDoor(ctx), consoleDoor(ctx), apiDoor(ctx)];
   const server = createServer(dispatch(doors));
   // Node's own parser refusals (malformed request, headers too large) get the same JSON shape.
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
