@@ -200,9 +200,9 @@ send_stdin() {
   # delivered twice (the broker answers a repeated key with the first result).
   local key attempt sent=
   key=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
-  for attempt in 1 2 3 4; do
+  for attempt in 1 2 3 4 5 6 7; do
     API_RETRYING=1 api POST /send -H 'content-type: text/plain; charset=utf-8' -H "idempotency-key: send-$key" --data-binary @"$f" && { sent=1; break; }
-    sleep "0.$((attempt * 2))"
+    sleep 0.3
   done
   # A last try that fails reports it as any call does (BROKER_UNREACHABLE, TLS_ERROR).
   [ -n "$sent" ] || api POST /send -H 'content-type: text/plain; charset=utf-8' -H "idempotency-key: send-$key" --data-binary @"$f"

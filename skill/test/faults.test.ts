@@ -11,13 +11,19 @@ import { agent, liveBroker, messageText, onCleanup, type Agent } from './agents.
 
 const MESSAGES = Number(process.env.PARLEY_FAULT_MESSAGES ?? 200);
 const EX_UNREACHABLE = 2;
+const EX_RETRY = 8;
 
-/** wait.sh until a message comes, re-running it after a cut (exit 4), as an agent would. */
+/**
+ * wait.sh until a message comes, as an agent follows SKILL.md: after a cut (exit 2) run it again;
+ * on exit 8 (here WAIT_PENDING: the broker has not yet noticed the cut wait's connection close)
+ * wait a moment and run it again.
+ */
 async function nextMessage(a: Agent, url: string): Promise<string> {
   for (let tries = 0; tries < 50; tries++) {
     const r = await a.run('wait.sh', ['--slice', '5'], '', { PARLEY_URL: url });
     if (r.first.startsWith('MESSAGE ')) return messageText(r.out);
-    if (r.code !== EX_UNREACHABLE && !r.first.startsWith('TIMEOUT_ROOM_ALIVE')) throw new Error(`wait.sh: ${r.out}${r.err}`);
+    if (r.code === EX_RETRY) await new Promise((done) => setTimeout(done, 200));
+    else if (r.code !== EX_UNREACHABLE && !r.first.startsWith('TIMEOUT_ROOM_ALIVE')) throw new Error(`wait.sh: ${r.out}${r.err}`);
   }
   throw new Error('no message after 50 waits');
 }
