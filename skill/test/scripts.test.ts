@@ -1,6 +1,7 @@
 /** The skill's bash scripts, driven against a live broker by two agents in separate homes. */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { THANKS as thanks } from '../../broker/test/polite.js';
 import { describe, expect, it } from 'vitest';
 import { agent, argvs, liveBroker, MANY_STEPS, messageText, pair, until } from './agents.js';
 
@@ -176,16 +177,6 @@ describe('stopping points', () => {
   it('stops on the loop alarm and carries on after resume', async () => {
     const { url } = await liveBroker();
     const { host, joiner } = await pair(url);
-    const thanks = [
-      'Thanks so much, that was really helpful!',
-      'Thank you too, great working with you!',
-      'Much appreciated, thanks again!',
-      'Likewise, thanks for all the help!',
-      'Thanks again, really appreciate it!',
-      'No problem at all, thank you!',
-      'Cheers, thanks a lot!',
-      'Thanks, you too!',
-    ];
     let refused;
     for (let i = 0; i < 24 && !refused; i++) {
       const [from, to] = i % 2 === 0 ? [host, joiner] : [joiner, host];
