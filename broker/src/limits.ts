@@ -52,17 +52,21 @@ export function rateLimits(config: Config, metrics: Metrics, redis?: unknown) {
       }
     },
     /** Refuses an address bucket that has failed authentication too often this minute. */
-    async checkAuth(bucket: string): Promise<void> {
+    async checkAuth(bucket: Bucket): Promise<void> {
       if (!config.rateLimits) return;
-      const r = await authFailures.get(bucket);
+      const r = await authFailures.get(keyOf(bucket));
       if (r && r.consumedPoints >= AUTH_FAILURES_PER_MIN) throw refused('auth', r.msBeforeNext);
     },
     /** Counts one failed authentication against an address bucket. */
-    async authFailed(bucket: string): Promise<void> {
+    async authFailed(bucket: Bucket): Promise<void> {
       if (!config.rateLimits) return;
-      await authFailures.penalty(bucket, 1);
+      await authFailures.penalty(keyOf(bucket), 1);
     },
   };
 }
 
 export type RateLimits = ReturnType<typeof rateLimits>;
+
+/** An address bucket, or how to compute it (only when limits are on: it parses the address). */
+type Bucket = string | (() => string);
+const keyOf = (b: Bucket) => (typeof b === 'string' ? b : b());

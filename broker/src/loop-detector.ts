@@ -74,6 +74,8 @@ export interface LoopDetector {
   reset(): void;
   /** The detector's state as plain data (keys and scores, no text), for a shared backend. */
   snapshot(): LoopDetectorSnapshot;
+  /** The snapshot without the two generations of keys (those travel as a journal). */
+  state(): Omit<LoopDetectorSnapshot, 'young' | 'old'>;
 }
 
 /** Hashes, counter labels (hashed) and scores: no text. */
@@ -621,7 +623,14 @@ interface Judged extends MessageScore {
   ask: 'new' | 'stale' | null;
 }
 
-export function createLoopDetector(options: Partial<LoopDetectorOptions> = {}, from?: LoopDetectorSnapshot): LoopDetector {
+/** In a journal of what the detector remembered: the young generation became the old one here. */
+export const ROTATED = -1;
+
+/**
+ * `journal`, when given, receives every key the detector remembers and ROTATED at each change of
+ * generation, in order: a shared backend replays that on its copy instead of rewriting it all.
+ */
+export function createLoopDetector(options: Partial<LoopDetectorOptions> = {}, from?: LoopDetectorSnapshot, journal?: number[]): LoopDetector {
   const o: LoopDetectorOptions = { ...LOOP_DEFAULTS, ...options };
   // Bounded memory of what was said, in two generations: a token is known while it sits in
   // either; when the young one fills up it becomes the old one. O(1), no per-token deletes.
@@ -637,9 +646,11 @@ export function createLoopDetector(options: Partial<LoopDetectorOptions> = {}, f
   const remember = (key: number) => {
     if (young.has(key)) return;
     young.add(key);
+    journal?.push(key);
     if (young.size >= o.memoryTokens / 2) {
       old = young;
       young = new Set();
+      journal?.push(ROTATED);
     }
   };
 
@@ -732,6 +743,7 @@ export function createLoopDetector(options: Partial<LoopDetectorOptions> = {}, f
     return { sender, tokens: counted, newFacts, newWords, newShare, social, score, windowSum: 0, emoji: counted === 0, ask };
   };
 
+  const state = () => ({ recent, slots: [...slots], messages, factMessages });
   return {
     observe(sender, text) {
       const s = judge(sender, text);
@@ -751,7 +763,8 @@ export function createLoopDetector(options: Partial<LoopDetectorOptions> = {}, f
     reset() {
       recent = [];
     },
-    snapshot: () => ({ young: [...young], old: [...old], recent, slots: [...slots], messages, factMessages }),
+    snapshot: () => ({ young: [...young], old: [...old], ...state() }),
+    state,
   };
 }
 

@@ -9,6 +9,15 @@ export function createMetrics(rooms: () => number) {
   collectDefaultMetrics({ register: registry, prefix: 'parley_' });
   const counter = (name: string, help: string, labelNames: string[] = []) =>
     new Counter({ name: `parley_${name}`, help, labelNames, registers: [registry] });
+  const responses = counter('http_responses_total', 'HTTP responses by route and status', ['route', 'status']);
+  // The labelled child per route and status, looked up once: prom-client checks labels on every inc().
+  const children = new Map<string, ReturnType<typeof responses.labels>>();
+  const response = (route: string, status: number) => {
+    const key = `${route} ${status}`;
+    let child = children.get(key);
+    if (!child) children.set(key, (child = responses.labels(route, String(status))));
+    child.inc();
+  };
   return {
     registry,
     tokensIssued: counter('tokens_issued_total', 'Tokens registered'),
@@ -24,7 +33,9 @@ export function createMetrics(rooms: () => number) {
     loopAlarms: counter('loop_alarms_total', 'Loop alarms raised'),
     severed: counter('sessions_severed_total', 'Sessions severed by a second loop alarm'),
     rateLimited: counter('rate_limited_total', 'Requests refused by a rate limit', ['limit']),
-    responses: counter('http_responses_total', 'HTTP responses by route and status', ['route', 'status']),
+    responses,
+    /** Counts one response (route patterns only, never a path that could hold a code). */
+    response,
     waiters: new Gauge({ name: 'parley_waiters', help: 'Long-polls currently held', registers: [registry] }),
     mcpSessions: new Gauge({ name: 'parley_mcp_sessions', help: 'MCP sessions open now', registers: [registry] }),
     rooms: new Gauge({ name: 'parley_rooms', help: 'Rooms open now', registers: [registry], collect() { this.set(rooms()); } }),

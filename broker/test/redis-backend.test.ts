@@ -88,3 +88,41 @@ describe('Redis backend', () => {
     expect((await api.wait(joiner, 2)).text).toContain('back after the restart');
   });
 });
+
+describe('loop detectors in Redis', () => {
+  it('two brokers feeding one room judge exactly as one detector in memory (alarms included), across generations of its memory', async () => {
+    const { redisBackend } = await import('../src/backend/redis/index.js');
+    const { createLoopDetector } = await import('../src/loop-detector.js');
+    const a = await redisBackend({ url: redis.url, secret: SECRET });
+    const b = await redisBackend({ url: redis.url, secret: SECRET });
+    try {
+      const roomId = 900_000 + Math.floor(Math.random() * 1e5);
+      const local = createLoopDetector();
+      const verdicts: [unknown, unknown][] = [];
+      // Enough fresh words to turn the young generation into the old one more than once (8,192 keys).
+      for (let i = 0; i < 500; i++) {
+        const words = Array.from({ length: 20 }, (_, w) => `w${i}x${w}`).join(' ');
+        const text = i % 50 < 44 ? `Checked ${words} and ${i * 7} files.` : 'Thanks, great work!';
+        const side = (i % 2) as 0 | 1;
+        // Alternate brokers, with a second send on the same broker now and then (its copy is current).
+        const via = i % 3 === 0 ? a : b;
+        verdicts.push([await via.detectors.observe(roomId, side, text, 'OVER'), local.observe(side, text, 'OVER')]);
+      }
+      for (const [shared, mine] of verdicts) expect(shared).toEqual(mine);
+      expect(verdicts.some(([, mine]) => mine !== null)).toBe(true); // the thanks runs raise alarms, on both alike
+      // Redis's copy is the very memory of the local detector, generation by generation.
+      const r = new Redis(redis.url);
+      const sorted = (xs: (string | number)[]) => xs.map(Number).sort((x, y) => x - y);
+      const mine = local.snapshot();
+      expect(mine.old.length).toBeGreaterThan(0);
+      expect(sorted(await r.smembers(`parley:det:{${roomId}}:y`))).toEqual(sorted(mine.young));
+      expect(sorted(await r.smembers(`parley:det:{${roomId}}:o`))).toEqual(sorted(mine.old));
+      await a.detectors.delete(roomId);
+      expect(await r.keys(`*det:{${roomId}}*`)).toEqual([]);
+      r.disconnect();
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+});

@@ -43,7 +43,7 @@ export function a2aDoor(ctx: DoorContext): Door & { publications: Publications }
     const text = jsonText(body);
     res.writeHead(status, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)), 'cache-control': 'no-store', ...headers });
     res.end(text);
-    metrics.responses.inc({ route, status: String(status) });
+    metrics.response(route, status);
   };
 
   const body = async (req: IncomingMessage, limit: number): Promise<string> => {
@@ -78,7 +78,7 @@ export function a2aDoor(ctx: DoorContext): Door & { publications: Publications }
   const agent = async (req: IncomingMessage, res: ServerResponse, p: Publication, rest: string | undefined) => {
     if (!pubs.authorized(p, req.headers.authorization)) {
       await limits.authFailed(ctx.bucket(req));
-      metrics.responses.inc({ route: '/a2a/:id', status: '401' });
+      metrics.response('/a2a/:id', 401);
       return rest ? restUnauthorized(res) : rpcUnauthorized(res);
     }
     await limits.check('ping', () => `a2a:${p.info.id}:${ctx.bucket(req)}`);
@@ -91,7 +91,7 @@ export function a2aDoor(ctx: DoorContext): Door & { publications: Publications }
     } else {
       await handleRest(ops, p, req.method ?? 'GET', rest, new URLSearchParams((req.url ?? '').split('?')[1] ?? ''), text, req.headers['a2a-version'], res);
     }
-    metrics.responses.inc({ route, status: String(res.statusCode) });
+    metrics.response(route, res.statusCode);
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {

@@ -16,6 +16,7 @@
  * - TokenStore: single-key writes; the room count of a token changes with its room (create).
  * - DetectorStore.observe: per room, serialised with RoomStore.update of the same room.
  */
+import { createHmac, createSecretKey } from 'node:crypto';
 import type { RoomEvent, Role, Signal } from '../engine/events.js';
 import type { RoomKind } from '../engine/service.js';
 import type { LoopAlarm } from '../loop-detector.js';
@@ -29,6 +30,12 @@ export interface Clock {
 /** Keyed hash of a secret (token, code, key): the raw secret is never stored. Hex out. */
 export interface SecretHasher {
   hash(secret: string): string;
+}
+
+/** HMAC-SHA256 under `key`, as hex; the key is prepared once (every request hashes its token). */
+export function keyedHasher(key: Buffer): SecretHasher {
+  const secret = createSecretKey(key);
+  return { hash: (s) => createHmac('sha256', secret).update(s).digest('hex') };
 }
 
 export interface TokenRow {

@@ -71,7 +71,7 @@ export function consoleDoor(ctx: DoorContext, dir = PAGE_DIR): Door {
   const reply = (res: ServerResponse, status: number, headers: Record<string, string>, body?: Buffer | string) => {
     res.writeHead(status, { ...SECURITY_HEADERS, ...headers });
     res.end(body);
-    metrics.responses.inc({ route: '/console', status: String(status) });
+    metrics.response('/console', status);
   };
   const refuse = (res: ServerResponse, status: number, error: string, code: string, headers: Record<string, string> = {}) => {
     const body = jsonText({ error, code });

@@ -47,10 +47,16 @@ export interface Lease {
   settle(delivered: boolean): void;
 }
 
+/** The part of AbortSignal a wait uses: an AbortSignal will do, or something lighter per request. */
+export interface Cancellation {
+  readonly aborted: boolean;
+  addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
+}
+
 export interface NextOptions {
   timeoutMs: number;
   /** The client went away: the wait ends with null and leaves no waiter behind. */
-  signal?: AbortSignal;
+  signal?: Cancellation;
   /** Acknowledges this event id (and settles it) before taking the next one. */
   ack?: string;
   /** Acknowledging clients keep each event leased until they ack it (at-least-once). */

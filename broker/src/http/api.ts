@@ -6,12 +6,11 @@
  */
 import Router from '@koa/router';
 import Koa, { type Context, type Next } from 'koa';
-import getRawBody from 'raw-body';
 import type { Door, DoorContext } from '../doors.js';
-import { Engine } from '../engine/engine.js';
 import { refuse } from '../engine/errors.js';
 import { connectedText, rulesText } from '../framing.js';
 import type { Joined } from '../engine/service.js';
+import { bodyText, sendHandler } from './send.js';
 import { errorReply, jsonText } from './status.js';
 
 /** The token from `Authorization: Bearer …`. */
@@ -21,10 +20,9 @@ export function bearer(header: string | undefined): string | undefined {
 }
 
 const JSON_LIMIT = 16 * 1024;
-const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
 
 export function apiDoor(ctx: DoorContext): Door {
-  const { rooms, limits, config } = ctx;
+  const { rooms, limits } = ctx;
   const app = new Koa();
   app.silent = true; // errors are logged by our own middleware, without their context
   const token = (c: Context) => bearer(c.get('authorization'));
@@ -40,11 +38,6 @@ export function apiDoor(ctx: DoorContext): Door {
   };
   const anon = limit('anon', byAddress);
   const control = limit('control', byToken);
-  // A malformed token is refused before its body is read; a well-formed one is checked by the engine.
-  const authenticated = (c: Context, next: Next) => {
-    if (!Engine.wellFormed(token(c))) throw refuse('unauthorized');
-    return next();
-  };
 
   app.use(errorsAsJson(ctx));
   // While draining, every response closes its connection so the process can exit promptly.
@@ -56,6 +49,7 @@ export function apiDoor(ctx: DoorContext): Door {
     }
   });
 
+  const send = sendHandler(ctx);
   const r = new Router();
   r.post('/register', anon, async (c) => {
     c.body = await rooms.register();
@@ -94,13 +88,11 @@ export function apiDoor(ctx: DoorContext): Door {
     c.body = { ok: true };
   });
 
-  r.post('/send', limit('send', byToken), authenticated, async (c) => {
-    const key = c.get('idempotency-key') || undefined;
-    if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) throw refuse('bad_idempotency_key');
-    const { id } = await rooms.send(token(c), await bodyText(c, config.maxBodyBytes), { idempotencyKey: key });
-    c.set('Parley-Message-Id', id);
-    c.type = 'text/plain';
-    c.body = 'DELIVERED';
+  // POST /send is served by send.ts on plain node:http before Koa sees it; this route catches the
+  // spellings that skip it (`/send/`) and gives other methods on /send their 405.
+  r.post('/send', async (c) => {
+    c.respond = false;
+    await send(c.req, c.res);
   });
 
   r.get('/messages/:id', limit('ping', byToken), async (c) => {
@@ -120,26 +112,20 @@ export function apiDoor(ctx: DoorContext): Door {
 
   app.use(r.routes());
   app.use(r.allowedMethods()); // 405 with Allow for a known path and a wrong method, 501 for an unknown method
-  return { name: 'http-api', claims: () => true, handle: app.callback() };
+  const koa = app.callback();
+  return {
+    name: 'http-api',
+    claims: () => true,
+    handle: (req, res) => (req.method === 'POST' && (req.url === '/send' || req.url?.startsWith('/send?')) ? send(req, res) : koa(req, res)),
+  };
 }
 
 function joinAnswer(j: Joined) {
   return { role: j.role, headless: j.headless, rules: rulesText(j.headless), status: connectedText(j.connected) };
 }
 
-/**
- * The request body as text, whatever its content type (old scripts post with plain `curl -d`).
- * Compressed bodies are refused rather than inflated: no agent needs them, and a malformed one
- * must not reach a decompressor.
- */
-async function bodyText(c: Context, limit: number): Promise<string> {
-  const encoding = (c.get('content-encoding') || 'identity').trim().toLowerCase();
-  if (encoding !== 'identity') throw refuse('unsupported_media_type', `Content-Encoding "${encoding.slice(0, 20)}" is not accepted: send the body uncompressed`);
-  return getRawBody(c.req, { limit, encoding: 'utf8', length: c.get('content-length') || undefined });
-}
-
 async function jsonObject(c: Context): Promise<Record<string, unknown>> {
-  const text = await bodyText(c, JSON_LIMIT);
+  const text = await bodyText(c.req, JSON_LIMIT);
   if (text.trim() === '') return {};
   let body: unknown;
   try {
@@ -164,14 +150,14 @@ function errorsAsJson(ctx: DoorContext) {
     const started = performance.now();
     try {
       // An address that keeps failing authentication is refused before anything else.
-      if (c.get('authorization')) await limits.checkAuth(ctx.bucket(c.req));
+      if (c.get('authorization')) await limits.checkAuth(() => ctx.bucket(c.req));
       await next();
       if (c.status === 405) throw refuse('method_not_allowed');
       if (c.status === 501) throw refuse('not_implemented');
       if (c.status === 404 && c.body === undefined) throw refuse('not_found');
     } catch (e) {
       const r = errorReply(e, log);
-      if (r.body.code === 'unauthorized') await limits.authFailed(ctx.bucket(c.req));
+      if (r.body.code === 'unauthorized') await limits.authFailed(() => ctx.bucket(c.req));
       c.status = r.status;
       c.body = r.body;
       if (r.retryAfterS) c.set('Retry-After', String(r.retryAfterS));
@@ -182,7 +168,7 @@ function errorsAsJson(ctx: DoorContext) {
       }
       // Route patterns only: paths can hold codes, and tokens live in headers we never log.
       const route = (c as Context & { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
-      metrics.responses.inc({ route, status: String(c.status) });
+      metrics.response(route, c.status);
       log.debug({ method: c.method, route, status: c.status, ms: Math.round(performance.now() - started) }, 'request');
     }
   };

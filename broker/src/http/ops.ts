@@ -30,7 +30,7 @@ export function opsDoor(ctx: DoorContext, ready: () => Promise<boolean>): Door {
       }
       res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', ...(ctx.rooms.draining ? { connection: 'close' } : {}) });
       res.end(req.method === 'HEAD' ? undefined : body);
-      metrics.responses.inc({ route: path, status: String(status) });
+      metrics.response(path, status);
     },
   };
 }

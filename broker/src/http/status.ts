@@ -3,6 +3,7 @@
  * error a client gets: {error, code}, a clear message, never a stack trace. Client-caused errors
  * are logged below error level.
  */
+import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { ParleyError, REFUSALS, type RefusalCode } from '../engine/errors.js';
 
@@ -70,4 +71,16 @@ export function errorReply(e: unknown, log: Logger): ErrorReply {
 /** A JSON body as every JSON answer is written: one line, ending in a newline. */
 export function jsonText(body: unknown): string {
   return `${JSON.stringify(body)}\n`;
+}
+
+/** A whole response on plain node:http (the hot routes skip Koa); while draining it closes its connection. */
+export function writeReply(res: ServerResponse, status: number, type: string, body: string, opts: { draining: boolean; headers?: Record<string, string> }): void {
+  res.writeHead(status, {
+    'content-type': type,
+    'content-length': String(Buffer.byteLength(body)),
+    'cache-control': 'no-store',
+    ...(opts.draining ? { connection: 'close' } : {}),
+    ...opts.headers,
+  });
+  res.end(body);
 }

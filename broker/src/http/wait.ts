@@ -17,10 +17,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Door, DoorContext } from '../doors.js';
 import { refuse } from '../engine/errors.js';
-import type { Lease } from '../engine/service.js';
+import type { Cancellation, Lease } from '../engine/service.js';
 import { HTTP_WORDS, renderEvent, timeoutText } from '../framing.js';
 import { bearer } from './api.js';
-import { errorReply, jsonText } from './status.js';
+import { errorReply, jsonText, writeReply } from './status.js';
 
 const EVENT_ID = /^evt_[0-9a-f]{16}$/;
 const TEXT_TYPE = 'text/plain; charset=utf-8';
@@ -30,21 +30,14 @@ export function waitDoor(ctx: DoorContext): Door {
   const { rooms, config, metrics, log, limits } = ctx;
 
   const reply = (res: ServerResponse, status: number, type: string, body: string, headers: Record<string, string> = {}) => {
-    res.writeHead(status, {
-      'content-type': type,
-      'content-length': String(Buffer.byteLength(body)),
-      'cache-control': 'no-store',
-      ...(rooms.draining ? { connection: 'close' } : {}),
-      ...headers,
-    });
-    res.end(body);
-    metrics.responses.inc({ route: '/wait', status: String(status) });
+    writeReply(res, status, type, body, { draining: rooms.draining, headers });
+    metrics.response('/wait', status);
     log.debug({ method: 'GET', route: '/wait', status }, 'request');
   };
 
   const refuseWith = async (req: IncomingMessage, res: ServerResponse, e: unknown, headers: Record<string, string> = {}) => {
     const r = errorReply(e, log);
-    if (r.body.code === 'unauthorized') await limits.authFailed(ctx.bucket(req)).catch(() => undefined);
+    if (r.body.code === 'unauthorized') await limits.authFailed(() => ctx.bucket(req)).catch(() => undefined);
     if (r.retryAfterS) headers['retry-after'] = String(r.retryAfterS);
     reply(res, r.status, JSON_TYPE, jsonText(r.body), headers);
   };
@@ -54,7 +47,7 @@ export function waitDoor(ctx: DoorContext): Door {
       // HEAD would take an event off the queue and never send it.
       if (req.method !== 'GET') return await refuseWith(req, res, refuse('method_not_allowed'), { allow: 'GET' });
       const token = bearer(req.headers.authorization);
-      if (token) await limits.checkAuth(ctx.bucket(req));
+      if (token) await limits.checkAuth(() => ctx.bucket(req));
       await limits.check('wait', () => (token ? rooms.rateKey(token) : ctx.bucket(req)));
       const query = new URLSearchParams((req.url ?? '').split('?')[1] ?? '');
       const seconds = waitSeconds(query.get('timeout'), config.waitTimeoutS);
@@ -62,11 +55,10 @@ export function waitDoor(ctx: DoorContext): Door {
       const acking = ackParam !== undefined && ackParam !== null;
       if (acking && ackParam !== '' && !EVENT_ID.test(ackParam)) throw refuse('bad_ack', 'ack must be the Parley-Event-Id of an event you received (evt_ and 16 hex digits)');
       // A client that goes away while waiting leaves no waiter behind.
-      const gone = new AbortController();
-      const onClose = () => gone.abort();
-      res.once('close', onClose);
-      const lease = await rooms.next(token, { timeoutMs: seconds * 1000, signal: gone.signal, ack: ackParam || undefined, acking });
-      res.off('close', onClose);
+      const gone = new ClientGone();
+      res.once('close', gone.abort);
+      const lease = await rooms.next(token, { timeoutMs: seconds * 1000, signal: gone, ack: ackParam || undefined, acking });
+      res.off('close', gone.abort);
       if (res.destroyed) return lease?.settle(false);
       const asJson = /\bapplication\/json\b/.test(req.headers.accept ?? '');
       if (!lease) {
@@ -82,6 +74,20 @@ export function waitDoor(ctx: DoorContext): Door {
   };
 
   return { name: 'http-wait', claims: (path) => path === '/wait', handle };
+}
+
+/** Cancels a held wait when its connection closes; an AbortController per wait costs an EventTarget. */
+class ClientGone implements Cancellation {
+  aborted = false;
+  private listener?: () => void;
+  addEventListener(_type: 'abort', listener: () => void): void {
+    this.listener = listener;
+  }
+  readonly abort = (): void => {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.listener?.();
+  };
 }
 
 function headerOf(req: IncomingMessage, name: string): string | undefined {

@@ -100,7 +100,7 @@ export function mcpDoor(ctx: DoorContext): Door {
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     res.once('finish', () => {
-      metrics.responses.inc({ route: '/mcp', status: String(res.statusCode) });
+      metrics.response('/mcp', res.statusCode);
       log.debug({ method: req.method, route: '/mcp', status: res.statusCode }, 'request');
     });
     try {

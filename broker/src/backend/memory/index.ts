@@ -3,9 +3,9 @@
  * column can hold text), everything else in Maps. Every port answers synchronously, so each
  * engine step is atomic by construction; expiries run on per-item timers.
  */
-import { createHmac, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createLoopDetector, type LoopDetector } from '../../loop-detector.js';
-import type { Fate, InboxItem, InboxStore, RoomState, StateBackend } from '../ports.js';
+import { keyedHasher, type Fate, type InboxItem, type InboxStore, type RoomState, type StateBackend } from '../ports.js';
 import { Store } from './sql-store.js';
 
 interface Inbox {
@@ -124,7 +124,7 @@ export async function memoryBackend(opts: { secret?: string } = {}): Promise<Sta
     name: 'memory',
     store,
     clock: { now: Date.now },
-    hasher: { hash: (secret) => createHmac('sha256', key).update(secret).digest('hex') },
+    hasher: keyedHasher(key),
     tokens: {
       add: (h, at) => store.addToken(h, at),
       get: (h) => store.getToken(h),

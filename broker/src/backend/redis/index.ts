@@ -12,11 +12,10 @@
  * acknowledgement and carry a TTL; detector state is numbers (keyed hashes); no persistence is
  * configured by the shipped compose file (--save '' --appendonly no).
  */
-import { createHmac } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { createLoopDetector, type LoopDetectorSnapshot } from '../../loop-detector.js';
-import type { CodeKind, Fate, InboxItem, InboxStore, RoomState, StateBackend } from '../ports.js';
-import { INBOX_SCRIPTS, ROOM_CAS } from './scripts.js';
+import { keyedHasher, type CodeKind, type Fate, type InboxItem, type InboxStore, type RoomState, type StateBackend } from '../ports.js';
+import { redisDetectors } from './detectors.js';
+import { DETECTOR_APPLY, INBOX_SCRIPTS, ROOM_CAS } from './scripts.js';
 
 const P = 'parley:';
 const k = {
@@ -32,7 +31,6 @@ const k = {
   inboxBytes: `${P}inbox:bytes`,
   totalBytes: `${P}bytes`,
   inboxExpiry: `${P}inbox:exp`,
-  detector: (id: number) => `${P}det:${id}`,
   fate: (id: string) => `${P}fate:${id}`,
   idem: (s: string, key: string) => `${P}idem:${s}:${key}`,
   wake: `${P}wake`,
@@ -63,6 +61,7 @@ export async function redisBackend(opts: RedisBackendOptions): Promise<StateBack
   const r = new Redis(opts.url, { maxRetriesPerRequest: 2, enableOfflineQueue: false, lazyConnect: true }) as Scripted;
   r.on('error', () => undefined); // surfaced through ready() and refused requests, never a crash
   r.defineCommand('casRoom', { numberOfKeys: 1, lua: ROOM_CAS });
+  r.defineCommand('detectorApply', { numberOfKeys: 4, lua: DETECTOR_APPLY });
   for (const [name, s] of Object.entries(INBOX_SCRIPTS)) r.defineCommand(name, s);
   await r.connect();
   const sub = r.duplicate();
@@ -127,20 +126,11 @@ export async function redisBackend(opts: RedisBackendOptions): Promise<StateBack
   };
 
   const roomTtl = SAFETY_MS * 31;
-  const withDetector = async <T>(roomId: number, fn: (d: ReturnType<typeof createLoopDetector>) => T): Promise<T> => {
-    for (let attempt = 0; attempt < 100; attempt++) {
-      const saved = (await r.get(k.detector(roomId))) ?? '';
-      const d = createLoopDetector({}, saved ? (JSON.parse(saved) as LoopDetectorSnapshot) : undefined);
-      const result = fn(d);
-      if ((await r.casRoom(k.detector(roomId), saved, JSON.stringify(d.snapshot()), roomTtl)) === 1) return result;
-    }
-    throw new Error('detector update kept conflicting');
-  };
   return {
     name: 'redis',
     rateLimitStore: r,
     clock: { now },
-    hasher: { hash: (secret) => createHmac('sha256', key).update(secret).digest('hex') },
+    hasher: keyedHasher(key),
     tokens: {
       async add(h, at) {
         await r.multi().hset(k.token(h), { r: '', c: 0, e: at }).pexpireat(k.token(h), at + SAFETY_MS).zadd(k.tokenExpiry, at, h).exec();
@@ -202,7 +192,7 @@ export async function redisBackend(opts: RedisBackendOptions): Promise<StateBack
         throw new Error('room update kept conflicting');
       },
       async delete(id) {
-        await r.multi().del(k.room(id)).del(k.detector(id)).srem(k.rooms, String(id)).exec();
+        await r.multi().del(k.room(id)).srem(k.rooms, String(id)).exec(); // its detector goes through detectors.delete
       },
       count: () => r.scard(k.rooms),
       countByBucket: () => 0,
@@ -214,14 +204,8 @@ export async function redisBackend(opts: RedisBackendOptions): Promise<StateBack
         woken = fn;
       },
     },
-    detectors: {
-      // Read, fed and written back as numbers, by compare-and-set: two brokers feeding one room do not lose a message.
-      observe: (roomId, side, text, signal) => withDetector(roomId, (d) => d.observe(side, text, signal)),
-      reset: (roomId) => withDetector(roomId, (d) => d.reset()).then(() => undefined),
-      async delete(roomId) {
-        await r.del(k.detector(roomId));
-      },
-    },
+    // Fed on a local copy, replayed on Redis's by version: two brokers feeding one room do not lose a message.
+    detectors: redisDetectors(r, P, roomTtl),
     receipts: {
       async setFate(messageId, sender, fate, ttlMs) {
         await r.set(k.fate(messageId), `${sender}|${fate}`, 'PX', ttlMs);

@@ -108,3 +108,32 @@ export const INBOX_SCRIPTS = {
   inboxClear: { numberOfKeys: 5, lua: CLEAR },
   inboxExpireOne: { numberOfKeys: 5, lua: EXPIRE_ONE },
 };
+
+/**
+ * A loop detector's change, replayed on its copy if that copy is still at version ARGV[1]:
+ * ARGV[4..] are the keys it remembered, in order, with '-1' where its young generation became
+ * the old one. KEYS: version, young set, old set, state   ARGV: version, state JSON, ttlMs, journal…
+ * Returns the new version, or -1 when another broker changed it first.
+ */
+export const DETECTOR_APPLY = `
+local v = tonumber(redis.call('GET', KEYS[1]) or '0')
+if v ~= tonumber(ARGV[1]) then return -1 end
+local batch = {}
+local function flush()
+  if #batch > 0 then redis.call('SADD', KEYS[2], unpack(batch)); batch = {} end
+end
+for i = 4, #ARGV do
+  if ARGV[i] == '-1' then
+    flush()
+    if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('RENAME', KEYS[2], KEYS[3]) else redis.call('DEL', KEYS[3]) end
+  else
+    batch[#batch + 1] = ARGV[i]
+    if #batch >= 500 then flush() end
+  end
+end
+flush()
+redis.call('SET', KEYS[4], ARGV[2], 'PX', ARGV[3])
+redis.call('SET', KEYS[1], v + 1, 'PX', ARGV[3])
+for i = 2, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
+return v + 1
+`;
