@@ -25,6 +25,8 @@ const FINAL_TTL_MS = 10 * 60_000;
 /** An event whose write failed goes back to the head with at least this long to live. */
 const REQUEUE_GRACE_MS = 60_000;
 export const MAX_ROOMS_PER_TOKEN = 3;
+/** How stale "holding a wait" may be on a shared backend. */
+const PRESENCE_FLUSH_MS = 500;
 
 interface Waiter {
   resolve(lease: Lease | null): void;
@@ -41,6 +43,10 @@ export function storedBytes(text: string): number {
 
 export class Engine implements RoomService {
   private readonly waiters = new Map<string, Waiter>();
+  private readonly presenceWrites = new Map<string, { roomId: number; waiting: boolean; written: boolean | undefined }>();
+  private presenceTimer: NodeJS.Timeout | undefined;
+  /** In one process a presence write is a change in memory: made at once. */
+  private readonly presenceFlushMs: number;
   private readonly sweeper: NodeJS.Timeout;
   private isDraining = false;
 
@@ -49,6 +55,7 @@ export class Engine implements RoomService {
     private readonly config: Config,
     private readonly metrics: Metrics,
   ) {
+    this.presenceFlushMs = backend.name === 'memory' ? 0 : PRESENCE_FLUSH_MS;
     backend.bus.onWake((owner) => this.wakeLocal(owner));
     backend.inboxes.onExpired((owner, item) => void this.expired(owner, item).catch(() => undefined));
     this.sweeper = setInterval(() => void this.sweep().catch(() => undefined), config.sweepIntervalS * 1000).unref();
@@ -304,7 +311,7 @@ export class Engine implements RoomService {
     });
     this.waiters.set(owner, waiter);
     this.metrics.waiters.inc();
-    void this.setWaiting(room.id, owner, true);
+    this.markWaiting(room.id, owner, true);
     opts.signal?.addEventListener('abort', () => this.release(owner, waiter, null), { once: true });
     // Something may have arrived while this wait was being set up.
     this.wakeLocal(owner);
@@ -369,8 +376,31 @@ export class Engine implements RoomService {
     this.waiters.delete(owner);
     clearTimeout(w.timer);
     this.metrics.waiters.dec();
-    void this.setWaiting(w.roomId, owner, false);
+    this.markWaiting(w.roomId, owner, false);
     w.resolve(lease);
+  }
+
+  /**
+   * Whether a member holds a wait, for presence. On a shared backend each write is two round trips
+   * and every message ends one wait and starts the next, so writes are coalesced: what is written
+   * is the state at each flush (PRESENCE_FLUSH_MS), and a wait re-armed in between costs nothing.
+   */
+  private markWaiting(roomId: number, owner: string, waiting: boolean): void {
+    if (this.presenceFlushMs === 0) return void this.setWaiting(roomId, owner, waiting);
+    const p = this.presenceWrites.get(owner);
+    if (p) Object.assign(p, { roomId, waiting });
+    else this.presenceWrites.set(owner, { roomId, waiting, written: undefined });
+    this.presenceTimer ??= setTimeout(() => this.flushPresence(), this.presenceFlushMs).unref();
+  }
+
+  private flushPresence(): void {
+    this.presenceTimer = undefined;
+    for (const [owner, p] of this.presenceWrites) {
+      if (p.written !== p.waiting) {
+        p.written = p.waiting;
+        void this.setWaiting(p.roomId, owner, p.waiting);
+      } else if (!p.waiting) this.presenceWrites.delete(owner); // written and no longer waiting: nothing left to say
+    }
   }
 
   /** Presence only: a backend that cannot record it must not fail the wait. */
@@ -524,6 +554,9 @@ export class Engine implements RoomService {
       const restarting = event({ kind: 'broker_restarting', sessionsSurvive: survive, unread: unread.get(owner) ?? 0 });
       this.release(owner, w, { event: restarting, settle() {} });
     }
+    // Nobody waits here any more: say so now, not at a flush this process may not live to see.
+    clearTimeout(this.presenceTimer);
+    this.flushPresence();
   }
 
   private refuseWhileDraining(): void {
@@ -532,6 +565,7 @@ export class Engine implements RoomService {
 
   close(): void {
     clearInterval(this.sweeper);
+    clearTimeout(this.presenceTimer);
     for (const [owner, w] of [...this.waiters]) this.release(owner, w, null);
     void Promise.resolve(this.backend.close()).catch(() => undefined);
   }

@@ -58,7 +58,8 @@ export interface RedisBackendOptions {
 }
 
 export async function redisBackend(opts: RedisBackendOptions): Promise<StateBackend> {
-  const r = new Redis(opts.url, { maxRetriesPerRequest: 2, enableOfflineQueue: false, lazyConnect: true }) as Scripted;
+  // Auto-pipelining: the commands of all the requests in one tick go out in one write.
+  const r = new Redis(opts.url, { maxRetriesPerRequest: 2, enableOfflineQueue: false, lazyConnect: true, enableAutoPipelining: true }) as Scripted;
   r.on('error', () => undefined); // surfaced through ready() and refused requests, never a crash
   r.defineCommand('casRoom', { numberOfKeys: 1, lua: ROOM_CAS });
   r.defineCommand('detectorApply', { numberOfKeys: 4, lua: DETECTOR_APPLY });
