@@ -17,7 +17,14 @@ const idleAgent = new Agent({ keepAlive: false, maxSockets: Infinity });
 interface Reply {
   status: number;
   text: string;
+  /** Parley-Event-Id, on a /wait answer. */
+  eventId?: string;
 }
+
+// argv[3] `ack`: an acknowledging client, as the skill is: each /wait names the event it got last.
+const ACK = process.argv[3] === 'ack';
+const lastEvent = new Map<string, string>();
+const waitPath = (token: string, timeoutS: number) => `/wait?timeout=${timeoutS}${ACK ? `&ack=${lastEvent.get(token) ?? ''}` : ''}`;
 
 function call(method: string, path: string, opts: { token?: string; body?: string; type?: string; via?: Agent; onRequest?: (r: ClientRequest) => void } = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
@@ -31,7 +38,7 @@ function call(method: string, path: string, opts: { token?: string; body?: strin
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text, eventId: res.headers['parley-event-id'] as string | undefined }));
       res.on('error', reject);
     });
     req.on('error', reject);
@@ -45,7 +52,11 @@ const expectOk = (r: Reply, what: string): Reply => {
   return r;
 };
 const send = async (token: string, text: string) => expectOk(await call('POST', '/send', { token, body: text }), 'send');
-const wait = async (token: string, timeoutS: number) => expectOk(await call('GET', `/wait?timeout=${timeoutS}`, { token }), 'wait');
+const wait = async (token: string, timeoutS: number) => {
+  const r = expectOk(await call('GET', waitPath(token, timeoutS), { token }), 'wait');
+  if (ACK && r.eventId) lastEvent.set(token, r.eventId);
+  return r;
+};
 
 interface Room {
   host: string;
@@ -166,7 +177,7 @@ async function idleOpen(args: { rooms: number; holdS: number; batch: number }): 
       tokens.slice(i, i + args.batch).map(
         (token) =>
           new Promise<void>((flushed, failed) => {
-            call('GET', `/wait?timeout=${args.holdS}`, {
+            call('GET', waitPath(token, args.holdS), {
               token,
               via: idleAgent,
               onRequest: (req) => {

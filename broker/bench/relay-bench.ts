@@ -142,11 +142,11 @@ interface Run {
   clientCpuShare: number;
 }
 
-async function startTarget(name: string, kind: 'parley' | 'parley-redis' | 'null', redisUrl?: string): Promise<Target> {
+async function startTarget(name: string, kind: 'parley' | 'parley-redis' | 'null', redisUrl?: string, acking = false): Promise<Target> {
   // --expose-gc so memory is read after a full collection; own process so RSS and fds are its own.
   const server = new Worker(`${name} server`, node('bench-server.ts', redisUrl ? [kind, redisUrl] : [kind], ['--expose-gc']));
   const { port } = await server.hello;
-  const client = new Worker(`${name} client`, node('load-client.ts', [`http://127.0.0.1:${port}`]));
+  const client = new Worker(`${name} client`, node('load-client.ts', [`http://127.0.0.1:${port}`, ...(acking ? ['ack'] : [])]));
   await client.hello;
   return { name, server, client, latencyMs: [], base: [], idle: [] };
 }
@@ -206,10 +206,12 @@ async function main(): Promise<void> {
   compile();
   const parley = await startTarget('parley', 'parley');
   const nul = await startTarget('null relay', 'null');
+  // The same broker with clients that acknowledge every event (at-least-once delivery), as the skill does.
+  const acking = await startTarget('acking', 'parley', undefined, true);
   const redis = await startRedis();
   const onRedis = redis ? await startTarget('on Redis', 'parley-redis', redis.url) : undefined;
   if (!redis) log('(no redis-server installed: the Redis backend is not measured)');
-  const targets = onRedis ? [nul, parley, onRedis] : [nul, parley];
+  const targets = onRedis ? [nul, parley, acking, onRedis] : [nul, parley, acking];
   const mcp = { latencyMs: [] as number[], mcp: [] as Run[], http: [] as Run[] };
   try {
     log('Warm-up…');
@@ -327,6 +329,18 @@ async function main(): Promise<void> {
     ].join('\n');
   }
 
+  const a = { base: best(acking.base), idle: best(acking.idle) };
+  const ackTable = [
+    '| Acknowledgement | Clients that ack | Clients that do not | Ack / no ack |',
+    '|---|---:|---:|---:|',
+    `| Throughput, ${ROOMS} rooms | ${fmt(a.base.msgsPerS, 0)} msgs/s | ${fmt(p.base.msgsPerS, 0)} msgs/s | ${x(a.base.msgsPerS, p.base.msgsPerS)} |`,
+    `| Throughput with the idle rooms | ${fmt(a.idle.msgsPerS, 0)} msgs/s | ${fmt(p.idle.msgsPerS, 0)} msgs/s | ${x(a.idle.msgsPerS, p.idle.msgsPerS)} |`,
+    `| Server CPU per message | ${fmt(leastCpu(acking.base), 1)} µs | ${fmt(cpu.p.base, 1)} µs | ${x(leastCpu(acking.base), cpu.p.base)} |`,
+    `| RSS per idle room | ${kib(perIdleRoom(acking))} | ${kib(perIdleRoom(parley))} | ${x(perIdleRoom(acking), perIdleRoom(parley))} |`,
+    `| Relay latency p50 / p99 | ${ms(acking, 0.5)} / ${ms(acking, 0.99)} | ${ms(parley, 0.5)} / ${ms(parley, 0.99)} | |`,
+  ].join('\n');
+  const ackMethod = `Acknowledgement: a third process pair runs the same broker with clients that send \`?ack=<last Parley-Event-Id>\` on every \`/wait\` (the idle rooms' held polls included), interleaved with the others; each event stays leased until the next wait names it.`;
+
   const mcpRatio = best(mcp.mcp).msgsPerS / best(mcp.http).msgsPerS;
   const mcpTable = [
     '| Measure | MCP door (/mcp) | HTTP door | MCP / HTTP | Target | Result |',
@@ -343,6 +357,7 @@ async function main(): Promise<void> {
   log('\n## Results\n');
   log(table);
   if (redisTable) log(`\n${redisTable}`);
+  log(`\n${ackTable}`);
   log('\n## MCP door\n');
   log(mcpTable);
   log(`\n${clientNote}`);
@@ -351,7 +366,7 @@ async function main(): Promise<void> {
   const detector = await detectorTable();
   log(detector ?? 'broker/bench/detector-bench.ts is not there yet: no detector figures.');
 
-  writeFileSync(README_FILE, `${table}\n\n${method}\n${redisTable ? `\n${redisTable}\n` : ''}\n${mcpTable}\n\n${mcpMethod}\n${detector ? `\n${detector}\n` : ''}`);
+  writeFileSync(README_FILE, `${table}\n\n${method}\n${redisTable ? `\n${redisTable}\n` : ''}\n${ackTable}\n\n${ackMethod}\n\n${mcpTable}\n\n${mcpMethod}\n${detector ? `\n${detector}\n` : ''}`);
   log(`\nTable and method written to ${README_FILE}. Whole bench: ${fmt((Date.now() - started) / 1000, 0)} s.`);
 }
 
