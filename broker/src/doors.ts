@@ -7,6 +7,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { addressBucket, clientAddressResolver } from './client-address.js';
+import type { SessionStore } from './backend/ports.js';
 import type { Config } from './config.js';
 import type { RoomService } from './engine/service.js';
 import { rateLimits, type RateLimits } from './limits.js';
@@ -22,6 +23,8 @@ export interface DoorContext {
   metrics: Metrics;
   log: Logger;
   config: Config;
+  /** Per-session secrets a door keeps (an MCP session's identity), in the state backend so any broker serves the session. */
+  sessions: SessionStore;
 }
 
 export interface Door {
@@ -34,7 +37,7 @@ export interface Door {
   close?(): void | Promise<void>;
 }
 
-export function doorContext(rooms: RoomService, config: Config, metrics: Metrics, log: Logger, rateLimitStore?: unknown): DoorContext {
+export function doorContext(rooms: RoomService, config: Config, metrics: Metrics, log: Logger, sessions: SessionStore, rateLimitStore?: unknown): DoorContext {
   const clientAddress = clientAddressResolver(config.trustedProxies);
   return {
     rooms,
@@ -44,6 +47,7 @@ export function doorContext(rooms: RoomService, config: Config, metrics: Metrics
     metrics,
     log,
     config,
+    sessions,
   };
 }
 

@@ -46,7 +46,7 @@ export async function startBroker(opts: { env?: Record<string, string | undefine
   const metrics = createMetrics(() => engine?.stats().rooms ?? 0);
   engine = new Engine(backend, config, metrics);
   const rooms = memory ? engine : refusingWhenUnavailable(engine, backend);
-  const ctx = doorContext(rooms, config, metrics, log, backend.rateLimitStore);
+  const ctx = doorContext(rooms, config, metrics, log, backend.sessions, backend.rateLimitStore);
   // Order matters: the first door that claims a path serves it; the API door takes the rest.
   const doors: Door[] = [opsDoor(ctx, async () => backend.ready()), waitDoor(ctx), a2aDoor(ctx), mcpDoor(ctx), consoleDoor(ctx), apiDoor(ctx)];
   const server = createServer(dispatch(doors));

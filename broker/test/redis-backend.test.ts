@@ -4,7 +4,7 @@
  */
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
-import { broker, client, eventually } from './helpers.js';
+import { broker, client, eventually, messageLines } from './helpers.js';
 import { SECRET, testRedis } from './redis-server.js';
 
 const redis = await testRedis();
@@ -124,5 +124,56 @@ describe('loop detectors in Redis', () => {
       await a.close();
       await b.close();
     }
+  });
+});
+
+describe('MCP sessions on several brokers', () => {
+  it('each request of one MCP session may reach another broker: identity, room and waits carry over, and its end is everywhere', async () => {
+    const { StreamableHTTPClientTransport } = await import('@modelcontextprotocol/sdk/client/streamableHttp.js');
+    const { mcpAgent, nextEvent } = await import('./mcp-helpers.js');
+    const brokers = [await broker(env), await broker(env)];
+    const served = [0, 0];
+    // Round robin, as Caddy balances the scaled profile: every request goes to the other broker.
+    let turn = 0;
+    const roundRobin = (input: string | URL | Request, init?: RequestInit) => {
+      const i = turn++ % 2;
+      served[i]++;
+      const url = new URL(input instanceof Request ? input.url : String(input));
+      url.host = new URL(brokers[i].url).host;
+      return fetch(url, init);
+    };
+    const transport = new StreamableHTTPClientTransport(new URL('/mcp', brokers[0].url), { fetch: roundRobin });
+    const agent = await mcpAgent(brokers[0].url, transport);
+    const api = client(brokers[1].url);
+    const { code } = (await agent.call('parley_start', {})).structuredContent;
+    const joiner: string = (await api.registerAndJoin(code)).json.token;
+    expect((await nextEvent(agent)).kind).toBe('partner_joined');
+    for (let i = 0; i < 3; i++) {
+      const sent = await agent.call('parley_send', { text: `Step ${i} done on shard ${i * 11}`, signal: 'OVER', wait_s: 0 });
+      expect(sent.isError).toBeFalsy();
+      expect(messageLines((await api.wait(joiner, 5)).text)).toEqual([`Step ${i} done on shard ${i * 11}`]);
+      await api.send(joiner, `Reply ${i}: next shard is ${i * 11 + 1} [OVER]`);
+      const got = await nextEvent(agent);
+      expect(got.untrusted_text).toBe(`Reply ${i}: next shard is ${i * 11 + 1}`);
+    }
+    expect(served[0]).toBeGreaterThan(3);
+    expect(served[1]).toBeGreaterThan(3);
+    // Ending the session on one broker ends it on the other: its identity left the room.
+    const sessionId = transport.sessionId!;
+    expect(sessionId).toMatch(/^[0-9a-f-]{36}$/);
+    await transport.terminateSession();
+    expect((await api.wait(joiner, 5)).text).toMatch(/closed|left/);
+    for (const b of brokers) {
+      const r = await fetch(`${b.url}/mcp`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-06-18' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/list' }),
+      });
+      expect(r.status, await r.text()).toBe(404);
+    }
+    // Redis holds the session only sealed: neither the session id nor the token in clear.
+    const all = await dump();
+    expect(all).not.toContain(sessionId);
+    expect(all).not.toMatch(/tok_[0-9a-f]{32}/);
   });
 });

@@ -158,6 +158,19 @@ export interface ReceiptStore {
   remember(sender: string, key: string, id: string, ttlMs: number): Awaitable<void>;
 }
 
+/**
+ * Small secrets a door keeps per client session (an MCP session's Parley token), so that any
+ * broker can serve the session's next request. A shared backend seals each value under the shared
+ * secret: it never holds a token in clear. A record expires once unused for its `ttlMs`.
+ */
+export interface SessionStore {
+  /** The value, and its idle expiry pushed back by `ttlMs`. */
+  get(key: string, ttlMs: number): Awaitable<string | undefined>;
+  set(key: string, value: string, ttlMs: number): Awaitable<void>;
+  /** Removes the record and returns what it held. */
+  delete(key: string): Awaitable<string | undefined>;
+}
+
 export interface StateBackend {
   readonly name: string;
   clock: Clock;
@@ -169,6 +182,7 @@ export interface StateBackend {
   bus: WakeBus;
   detectors: DetectorStore;
   receipts: ReceiptStore;
+  sessions: SessionStore;
   /** A client the rate limiter can keep its counts in (shared backends), if any. */
   rateLimitStore?: unknown;
   /** Whether the backend can serve requests now (a shared one may be unreachable). */

@@ -14,7 +14,7 @@ import getRawBody from 'raw-body';
 import type { Door, DoorContext } from '../doors.js';
 import { refuse } from '../engine/errors.js';
 import { errorReply } from '../http/status.js';
-import { memoryIdentities } from './identities.js';
+import { sessionIdentities } from './identities.js';
 import { sessionTable, type McpSession } from './sessions.js';
 
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
@@ -52,7 +52,7 @@ function requestIds(body: unknown): (string | number)[] {
 
 export function mcpDoor(ctx: DoorContext): Door {
   const { rooms, limits, log, metrics, config } = ctx;
-  const table = sessionTable(ctx, memoryIdentities());
+  const table = sessionTable(ctx, sessionIdentities(ctx.sessions, config.mcpSessionIdleS * 1000));
   const pub = publicUrl(ctx);
 
   const refuseWith = (res: ServerResponse, e: unknown, headers: Record<string, string> = {}) => {
@@ -112,7 +112,7 @@ export function mcpDoor(ctx: DoorContext): Door {
       const sessionId = Array.isArray(header) ? header[0] : header;
       if (sessionId) {
         await limits.checkAuth(bucket);
-        const s = table.get(sessionId);
+        const s = await table.find(sessionId, bucket);
         if (!s) {
           await limits.authFailed(bucket);
           throw refuse('session_not_found');

@@ -29,6 +29,7 @@ export async function memoryBackend(opts: { secret?: string } = {}): Promise<Sta
   // Receipts are bounded maps in insertion order (oldest dropped first), expired on read: no timer per message.
   const fates = new Map<string, { sender: string; fate: Fate; until: number }>();
   const idem = new Map<string, { id: string; until: number }>();
+  const doorSessions = new Map<string, { value: string; until: number }>();
 
   const box = (owner: string): Inbox => {
     let b = boxes.get(owner);
@@ -196,6 +197,21 @@ export async function memoryBackend(opts: { secret?: string } = {}): Promise<Sta
       recall: (sender, key) => live(idem, `${sender}:${key}`)?.id,
       remember(sender, key, id, ttlMs) {
         bounded(idem).set(`${sender}:${key}`, { id, until: Date.now() + ttlMs });
+      },
+    },
+    sessions: {
+      get(key, ttlMs) {
+        const r = live(doorSessions, key);
+        if (r) r.until = Date.now() + ttlMs;
+        return r?.value;
+      },
+      set(key, value, ttlMs) {
+        bounded(doorSessions).set(key, { value, until: Date.now() + ttlMs });
+      },
+      delete(key) {
+        const r = live(doorSessions, key);
+        doorSessions.delete(key);
+        return r?.value;
       },
     },
     ready: () => true,

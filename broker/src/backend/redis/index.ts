@@ -15,6 +15,7 @@
 import { Redis } from 'ioredis';
 import { keyedHasher, type CodeKind, type Fate, type InboxItem, type InboxStore, type RoomState, type StateBackend } from '../ports.js';
 import { redisDetectors } from './detectors.js';
+import { sealer } from './sealed.js';
 import { DETECTOR_APPLY, INBOX_SCRIPTS, ROOM_CAS } from './scripts.js';
 
 const P = 'parley:';
@@ -33,6 +34,7 @@ const k = {
   inboxExpiry: `${P}inbox:exp`,
   fate: (id: string) => `${P}fate:${id}`,
   idem: (s: string, key: string) => `${P}idem:${s}:${key}`,
+  session: (h: string) => `${P}sess:${h}`,
   wake: `${P}wake`,
 };
 
@@ -74,7 +76,8 @@ export async function redisBackend(opts: RedisBackendOptions): Promise<StateBack
   let expired: (owner: string, item: InboxItem) => void = () => {};
   sub.on('message', (_channel: string, owner: string) => woken(owner));
 
-  const key = Buffer.from(opts.secret);
+  const hasher = keyedHasher(Buffer.from(opts.secret));
+  const sealed = sealer(opts.secret);
   const now = () => Date.now();
   const parseItem = (s: string): InboxItem => JSON.parse(s);
 
@@ -131,7 +134,7 @@ export async function redisBackend(opts: RedisBackendOptions): Promise<StateBack
     name: 'redis',
     rateLimitStore: r,
     clock: { now },
-    hasher: keyedHasher(key),
+    hasher,
     tokens: {
       async add(h, at) {
         await r.multi().hset(k.token(h), { r: '', c: 0, e: at }).pexpireat(k.token(h), at + SAFETY_MS).zadd(k.tokenExpiry, at, h).exec();
@@ -207,6 +210,21 @@ export async function redisBackend(opts: RedisBackendOptions): Promise<StateBack
     },
     // Fed on a local copy, replayed on Redis's by version: two brokers feeding one room do not lose a message.
     detectors: redisDetectors(r, P, roomTtl),
+    // Keyed by the hash of the session id (itself a credential), the value sealed.
+    sessions: {
+      async get(key, ttlMs) {
+        const h = hasher.hash(key);
+        const [[, v]] = (await r.multi().get(k.session(h)).pexpire(k.session(h), ttlMs).exec()) as [unknown, string | null][];
+        return v ? sealed.open(v) : undefined;
+      },
+      async set(key, value, ttlMs) {
+        await r.set(k.session(hasher.hash(key)), sealed.seal(value), 'PX', ttlMs);
+      },
+      async delete(key) {
+        const v = await r.getdel(k.session(hasher.hash(key)));
+        return v ? sealed.open(v) : undefined;
+      },
+    },
     receipts: {
       async setFate(messageId, sender, fate, ttlMs) {
         await r.set(k.fate(messageId), `${sender}|${fate}`, 'PX', ttlMs);
