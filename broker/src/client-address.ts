@@ -24,3 +24,22 @@ export function addressBucket(address: string): string {
   const p = (ip as ipaddr.IPv6).parts;
   return `${p.slice(0, 4).map((x) => x.toString(16)).join(':')}::/64`;
 }
+
+/** How many of something each address bucket holds, against a cap: a counter per bucket, never a scan. */
+export class BucketCounts {
+  private readonly counts = new Map<string, number>();
+
+  /** Counts one more for `bucket`, unless it already holds `max`. */
+  take(bucket: string, max: number): boolean {
+    const n = this.counts.get(bucket) ?? 0;
+    if (n >= max) return false;
+    this.counts.set(bucket, n + 1);
+    return true;
+  }
+
+  give(bucket: string): void {
+    const n = (this.counts.get(bucket) ?? 1) - 1;
+    if (n > 0) this.counts.set(bucket, n);
+    else this.counts.delete(bucket);
+  }
+}

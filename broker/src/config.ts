@@ -17,6 +17,10 @@ export interface Config {
   rateSendPerMin: number;
   rateWaitPerMin: number;
   ratePingPerMin: number;
+  /** Per-address caps (with rateLimits on): open rooms, live tokens, HTTP connections. */
+  maxRoomsPerAddress: number;
+  maxTokensPerAddress: number;
+  httpMaxPerAddress: number;
   waitTimeoutS: number;
   maxBodyBytes: number;
   inviteTtlS: number;
@@ -25,6 +29,8 @@ export interface Config {
   tokenTtlS: number;
   queueMaxMessages: number;
   queueMaxBytes: number;
+  /** Unread bytes across every inbox, before sends are refused (broker_full). */
+  queueMaxTotalBytes: number;
   sweepIntervalS: number;
   drainTimeoutS: number;
   logLevel: string;
@@ -53,6 +59,9 @@ export const CONFIG_FIELDS: { [K in keyof Config]: Setting<Config[K]> } = {
   rateSendPerMin: S.RATE_SEND_PER_MIN,
   rateWaitPerMin: S.RATE_WAIT_PER_MIN,
   ratePingPerMin: S.RATE_PING_PER_MIN,
+  maxRoomsPerAddress: S.MAX_ROOMS_PER_ADDRESS,
+  maxTokensPerAddress: S.MAX_TOKENS_PER_ADDRESS,
+  httpMaxPerAddress: S.HTTP_MAX_PER_ADDRESS,
   waitTimeoutS: S.WAIT_TIMEOUT_S,
   maxBodyBytes: S.MAX_BODY_BYTES,
   inviteTtlS: S.INVITE_TTL_S,
@@ -61,6 +70,7 @@ export const CONFIG_FIELDS: { [K in keyof Config]: Setting<Config[K]> } = {
   tokenTtlS: S.TOKEN_TTL_S,
   queueMaxMessages: S.QUEUE_MAX_MESSAGES,
   queueMaxBytes: S.QUEUE_MAX_BYTES,
+  queueMaxTotalBytes: S.QUEUE_MAX_TOTAL_BYTES,
   sweepIntervalS: S.SWEEP_INTERVAL_S,
   drainTimeoutS: S.DRAIN_TIMEOUT_S,
   logLevel: S.LOG_LEVEL,

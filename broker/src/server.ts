@@ -15,6 +15,7 @@ import { Engine } from './engine/engine.js';
 import { refusingWhenUnavailable } from './engine/unavailable.js';
 import { a2aDoor } from './a2a/door.js';
 import { apiDoor } from './http/api.js';
+import { capConnections } from './http/connection-caps.js';
 import { opsDoor } from './http/ops.js';
 import { jsonText } from './http/status.js';
 import { waitDoor } from './http/wait.js';
@@ -49,7 +50,8 @@ export async function startBroker(opts: { env?: Record<string, string | undefine
   const ctx = doorContext(rooms, config, metrics, log, backend.sessions, backend.rateLimitStore);
   // Order matters: the first door that claims a path serves it; the API door takes the rest.
   const doors: Door[] = [opsDoor(ctx, async () => backend.ready()), waitDoor(ctx), a2aDoor(ctx), mcpDoor(ctx), consoleDoor(ctx), apiDoor(ctx)];
-  const server = createServer(dispatch(doors));
+  const server = createServer();
+  server.on('request', capConnections(server, ctx, dispatch(doors)));
   // Node's own parser refusals (malformed request, headers too large) get the same JSON shape.
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     if (!socket.writable) return socket.destroy();

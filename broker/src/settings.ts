@@ -170,6 +170,21 @@ export const S = {
   RATE_SEND_PER_MIN: perMinute('RATE_SEND_PER_MIN', 120, '`/send` per token per minute.'),
   RATE_WAIT_PER_MIN: perMinute('RATE_WAIT_PER_MIN', 240, '`/wait` per token per minute.'),
   RATE_PING_PER_MIN: perMinute('RATE_PING_PER_MIN', 120, '`/ping` per token per minute.'),
+  MAX_ROOMS_PER_ADDRESS: setting({
+    name: 'MAX_ROOMS_PER_ADDRESS', section: 'broker', ...integer(50, 1, 1_000_000),
+    meaning: 'Open rooms created from one client address bucket (429 `too_many_rooms` above; with `RATE_LIMITS` on).',
+    compose: { pass: ['broker'] },
+  }),
+  MAX_TOKENS_PER_ADDRESS: setting({
+    name: 'MAX_TOKENS_PER_ADDRESS', section: 'broker', ...integer(500, 1, 1_000_000),
+    meaning: 'Live tokens issued to one client address bucket (429 `too_many_tokens` above; a token lives until `TOKEN_TTL_S` unused; with `RATE_LIMITS` on).',
+    compose: { pass: ['broker'] },
+  }),
+  HTTP_MAX_PER_ADDRESS: setting({
+    name: 'HTTP_MAX_PER_ADDRESS', section: 'broker', ...integer(64, 1, 100_000),
+    meaning: 'Concurrent HTTP connections from one address bucket (429 `too_many_connections` above; with `RATE_LIMITS` on). Connections from `TRUSTED_PROXIES` carry many clients, so for them the cap counts requests in progress (held waits included) per forwarded client address instead.',
+    compose: { pass: ['broker'] },
+  }),
   WAIT_TIMEOUT_S: setting({
     name: 'WAIT_TIMEOUT_S', section: 'broker', ...integer(110, 1, 3600),
     meaning: 'Longest `/wait`; `?timeout=` picks a shorter slice. Keep it under Caddy\'s 180 s upstream timeout.',
@@ -196,6 +211,11 @@ export const S = {
   QUEUE_MAX_BYTES: setting({
     name: 'QUEUE_MAX_BYTES', section: 'broker', ...integer(8 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
     meaning: 'Unread bytes per participant, likewise.',
+    compose: { pass: ['broker'] },
+  }),
+  QUEUE_MAX_TOTAL_BYTES: setting({
+    name: 'QUEUE_MAX_TOTAL_BYTES', section: 'broker', ...integer(256 * 1024 * 1024, 1024 * 1024, 64 * 1024 * 1024 * 1024),
+    meaning: 'Unread bytes across every participant (as stored: 2 per character for text beyond Latin-1), shared by every broker on one `STATE_URL`; above it `/send` answers 503 `broker_full` with `Retry-After` and queues nothing.',
     compose: { pass: ['broker'] },
   }),
   SWEEP_INTERVAL_S: setting({

@@ -83,7 +83,7 @@ export class Dialer {
     private readonly allow: string[],
   ) {}
 
-  async dial(token: string | undefined, body: Record<string, unknown>): Promise<{ agentId: string; agent: { name: string; protocolVersion: Version } }> {
+  async dial(token: string | undefined, body: Record<string, unknown>, from?: string): Promise<{ agentId: string; agent: { name: string; protocolVersion: Version } }> {
     const status = await this.rooms.status(token);
     if (!status.inRoom || status.partner) throw refuse('bad_body', 'Dial from a room you created that nobody has joined yet (POST /setup first), passing its code');
     if (typeof body.cardUrl !== 'string') throw refuse('bad_body', 'cardUrl must be the URL of the agent card');
@@ -109,7 +109,7 @@ export class Dialer {
       if (e instanceof TypeError) throw refuse('bad_body', 'Cannot dial: the card names an invalid endpoint URL');
       throw e;
     }
-    const joined = await this.rooms.registerAndJoin(body.code);
+    const joined = await this.rooms.registerAndJoin(body.code, from);
     if (joined.partner !== status.agentId) {
       await this.rooms.leave(joined.token).catch(() => undefined);
       throw refuse('invalid_code', 'That code is not your room');

@@ -116,7 +116,7 @@ export function a2aDoor(ctx: DoorContext): Door & { publications: Publications }
         if (req.method !== 'POST') throw refuse('method_not_allowed');
         const token = bearer(req.headers.authorization);
         await limits.check('control', () => (token ? rooms.rateKey(token) : ctx.bucket(req)));
-        return reply(res, route, 200, { ok: true, ...(await dialer.dial(token, await jsonBody(req))) });
+        return reply(res, route, 200, { ok: true, ...(await dialer.dial(token, await jsonBody(req), ctx.bucket(req))) });
       }
       const manage = MANAGE.exec(path);
       if (manage) {

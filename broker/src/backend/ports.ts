@@ -14,6 +14,8 @@
  * - InboxStore.lease/ack: lease hands out the head and marks it in flight in one step; ack removes
  *   only the item it names. Two brokers never hand out one item at once (one waiter per token).
  * - TokenStore: single-key writes; the room count of a token changes with its room (create).
+ * - Per-address caps (TokenStore.add, RoomStore.create with a Quota): the count of the bucket is
+ *   checked and raised in one step, and lowered only by whoever really deleted the token or room.
  * - DetectorStore.observe: per room, serialised with RoomStore.update of the same room.
  */
 import { createHmac, createSecretKey } from 'node:crypto';
@@ -45,11 +47,19 @@ export interface TokenRow {
   expiresAt: number;
 }
 
+/** A per-address cap: the client's address bucket (never the address) and the most it may hold. */
+export interface Quota {
+  bucket: string;
+  max: number;
+}
+
 export interface TokenStore {
-  add(hash: string, expiresAt: number): Awaitable<void>;
+  /** False (and nothing added) when `quota`'s bucket already holds `max` live tokens. */
+  add(hash: string, expiresAt: number, quota?: Quota): Awaitable<boolean>;
   get(hash: string): Awaitable<TokenRow | undefined>;
   touch(hash: string, expiresAt: number): Awaitable<void>;
   setRoom(hash: string, roomId: number | null): Awaitable<void>;
+  /** Deletes the token; its bucket (if it was counted) gets its place back. */
   delete(hash: string): Awaitable<void>;
   /** Hashes of expired tokens, at most a batch per call. */
   expired(now: number): Awaitable<string[]>;
@@ -85,20 +95,23 @@ export interface RoomState {
   members: MemberState[];
   paused: null | 'standby' | 'loop';
   alarms: number;
-  /** Address bucket that opened it (for the per-address room cap); never the address itself. */
+  /** Address bucket that opened it, when counted for the per-address room cap ('' if not); never the address itself. */
   bucket: string;
 }
 
 export interface RoomStore {
-  /** Creates a room owned by `creator` and counts it against the creator's quota. */
-  create(init: Omit<RoomState, 'id'>, now: number): Awaitable<RoomState>;
+  /**
+   * Creates a room owned by `creator` and counts it against the creator's quota. With a `quota`,
+   * the room is also counted for its bucket (kept as `bucket`), and not created (undefined) when
+   * that bucket already holds `max` open rooms.
+   */
+  create(init: Omit<RoomState, 'id' | 'bucket'>, now: number, quota?: Quota): Awaitable<RoomState | undefined>;
   get(id: number): Awaitable<RoomState | undefined>;
   /** Atomic per room: undefined when the room is gone. */
   update<R>(id: number, fn: (room: RoomState) => R): Awaitable<R | undefined>;
+  /** Deletes the room; its bucket (if it was counted) gets its place back. */
   delete(id: number): Awaitable<void>;
   count(): Awaitable<number>;
-  /** Open rooms opened from one address bucket. */
-  countByBucket(bucket: string): Awaitable<number>;
 }
 
 export interface InboxItem {

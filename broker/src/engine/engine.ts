@@ -8,7 +8,7 @@
  * process: they hold a socket, so they live here and are woken through the backend's bus.
  */
 import { randomBytes } from 'node:crypto';
-import type { StateBackend, InboxItem, MemberState, RoomState, TokenRow } from '../backend/ports.js';
+import type { StateBackend, InboxItem, MemberState, Quota, RoomState, TokenRow } from '../backend/ports.js';
 import type { Config } from '../config.js';
 import { parseSignal } from '../framing.js';
 import { safeText } from '../text-safety.js';
@@ -16,7 +16,7 @@ import type { LoopAlarm } from '../loop-detector.js';
 import type { Metrics } from '../metrics.js';
 import { ParleyError, refuse } from './errors.js';
 import { event, type RoomEvent, type RoomEventBody, type Role } from './events.js';
-import type { Joined, Lease, MessageFate, NextOptions, Opened, Presence, RoomKind, RoomService, Status } from './service.js';
+import type { Deferred, Joined, Lease, MessageFate, NextOptions, Opened, Presence, RoomKind, RoomService, Status } from './service.js';
 
 const TOKEN_RE = /^tok_[0-9a-f]{32}$/;
 const CODE_RE = /^(invite|listen)_[0-9a-f]{32}$/;
@@ -24,6 +24,8 @@ const CODE_RE = /^(invite|listen)_[0-9a-f]{32}$/;
 const FINAL_TTL_MS = 10 * 60_000;
 /** An event whose write failed goes back to the head with at least this long to live. */
 const REQUEUE_GRACE_MS = 60_000;
+/** When a full broker asks a sender to try again: queues drain as recipients read. */
+const BROKER_FULL_RETRY_S = 10;
 export const MAX_ROOMS_PER_TOKEN = 3;
 /** How stale "holding a wait" may be on a shared backend. */
 const PRESENCE_FLUSH_MS = 500;
@@ -76,12 +78,39 @@ export class Engine implements RoomService {
 
   // ── tokens ──────────────────────────────────────────────────────────────
 
-  async register(): Promise<{ token: string }> {
+  async register(from?: string): Promise<{ token: string }> {
     this.refuseWhileDraining();
-    const token = `tok_${randomBytes(16).toString('hex')}`;
-    await this.backend.tokens.add(this.backend.hasher.hash(token), this.backend.clock.now() + this.config.tokenTtlS * 1000);
+    const { token } = await this.issue(from);
     this.metrics.tokensIssued.inc();
     return { token };
+  }
+
+  /** A fresh token, counted against its address bucket's cap. */
+  private async issue(from?: string): Promise<{ token: string; hash: string }> {
+    const token = `tok_${randomBytes(16).toString('hex')}`;
+    const hash = this.backend.hasher.hash(token);
+    const expiresAt = this.backend.clock.now() + this.config.tokenTtlS * 1000;
+    if (!(await this.backend.tokens.add(hash, expiresAt, this.quota(from, this.config.maxTokensPerAddress)))) throw refuse('too_many_tokens');
+    return { token, hash };
+  }
+
+  /** Per-address caps apply with rate limits on, to calls that say where they come from. */
+  private quota(from: string | undefined, max: number): Quota | undefined {
+    return this.config.rateLimits && from ? { bucket: from, max } : undefined;
+  }
+
+  /** Runs `fn` for a token just issued; if it fails, the token is deleted again (and its place given back). */
+  private async withNewToken<T>(from: string | undefined, fn: (t: { token: string; hash: string }) => Promise<T>): Promise<T & { token: string }> {
+    const t = await this.issue(from);
+    let result: T;
+    try {
+      result = await fn(t);
+    } catch (e) {
+      await this.backend.tokens.delete(t.hash);
+      throw e;
+    }
+    this.metrics.tokensIssued.inc();
+    return { token: t.token, ...result };
   }
 
   private async auth(token: string | undefined, known?: string): Promise<TokenRow> {
@@ -105,13 +134,13 @@ export class Engine implements RoomService {
 
   // ── rooms and codes ─────────────────────────────────────────────────────
 
-  async setup(kind: RoomKind, headless?: boolean) {
-    const { token } = await this.register();
-    return { token, ...(await this.open(token, kind, headless)) };
+  async setup(kind: RoomKind, headless?: boolean, from?: string) {
+    this.refuseWhileDraining();
+    return this.withNewToken(from, ({ token }) => this.open(token, kind, headless, from));
   }
 
   /** A standard room makes its creator host and hands out an invite; a listener room makes its creator joiner and hands out a listener code. */
-  async open(token: string | undefined, kind: RoomKind, headless?: boolean): Promise<Opened> {
+  async open(token: string | undefined, kind: RoomKind, headless?: boolean, from?: string): Promise<Opened> {
     this.refuseWhileDraining();
     const row = await this.auth(token);
     if (row.roomId !== null) throw refuse('already_in_room');
@@ -119,9 +148,11 @@ export class Engine implements RoomService {
     const now = this.backend.clock.now();
     const isListener = kind === 'listener';
     const room = await this.backend.rooms.create(
-      { kind, headless: headless ?? isListener, creator: row.hash, members: [], paused: null, alarms: 0, bucket: '' },
+      { kind, headless: headless ?? isListener, creator: row.hash, members: [], paused: null, alarms: 0 },
       now,
+      this.quota(from, this.config.maxRoomsPerAddress),
     );
+    if (!room) throw refuse('too_many_rooms');
     const code = `${isListener ? 'listen' : 'invite'}_${randomBytes(16).toString('hex')}`;
     const ttl = (isListener ? this.config.listenerTtlS : this.config.inviteTtlS) * 1000;
     await this.backend.codes.add(this.backend.hasher.hash(code), room.id, isListener ? 'listen' : 'invite', now + ttl);
@@ -139,11 +170,14 @@ export class Engine implements RoomService {
     return this.enterRoom(row.hash, claimed.roomId, claimed.kind);
   }
 
-  async registerAndJoin(code: string): Promise<Joined & { token: string }> {
+  async registerAndJoin(code: string, from?: string): Promise<Joined & { token: string }> {
     this.refuseWhileDraining();
-    const claimed = await this.claimCode(code);
-    const { token } = await this.register();
-    return { token, ...(await this.enterRoom(this.backend.hasher.hash(token), claimed.roomId, claimed.kind)) };
+    if (!CODE_RE.test(code)) throw refuse('invalid_code');
+    // The token first: a caller refused a token must not burn the code it was given.
+    return this.withNewToken(from, async ({ hash }) => {
+      const claimed = await this.claimCode(code);
+      return this.enterRoom(hash, claimed.roomId, claimed.kind);
+    });
   }
 
   private async claimCode(code: string) {
@@ -188,9 +222,10 @@ export class Engine implements RoomService {
   }
 
   /** Only the room's creator may change its rules. */
-  async setHeadless(token: string | undefined, headless: boolean): Promise<{ headless: boolean }> {
+  async setHeadless(token: string | undefined, rule: Deferred<boolean>): Promise<{ headless: boolean }> {
     const { room, me } = await this.memberOf(token);
     if (me.hash !== room.creator) throw refuse('not_creator');
+    const headless = typeof rule === 'boolean' ? rule : await rule();
     const others = await this.backend.rooms.update(room.id, (r) => {
       r.headless = headless;
       return r.members.filter((m) => m.hash !== me.hash).map((m) => m.hash);
@@ -201,9 +236,10 @@ export class Engine implements RoomService {
 
   // ── messages ────────────────────────────────────────────────────────────
 
-  async send(token: string | undefined, raw: string, opts: { idempotencyKey?: string } = {}): Promise<{ id: string }> {
+  async send(token: string | undefined, body: Deferred<string>, opts: { idempotencyKey?: string } = {}): Promise<{ id: string }> {
     this.refuseWhileDraining();
     const { room, me, partner } = await this.memberOf(token);
+    const raw = typeof body === 'string' ? body : await body();
     const receipts = this.backend.receipts;
     const retried = opts.idempotencyKey && (await receipts.recall(me.hash, opts.idempotencyKey));
     if (retried) return { id: retried };
@@ -215,8 +251,10 @@ export class Engine implements RoomService {
     const signal = parsed.signal;
     if (text.trim() === '') throw refuse('empty_message');
     const bytes = storedBytes(text);
-    const queued = await this.backend.inboxes.size(partner.hash);
+    const [queued, total] = await Promise.all([this.backend.inboxes.size(partner.hash), this.backend.inboxes.totalBytes()]);
     if (queued.count >= this.config.queueMaxMessages || queued.bytes + bytes > this.config.queueMaxBytes) throw refuse('inbox_full', undefined, 5);
+    // Every inbox is capped, but many inboxes could still fill memory; concurrent sends may pass it by one message each.
+    if (total + bytes > this.config.queueMaxTotalBytes) throw refuse('broker_full', undefined, BROKER_FULL_RETRY_S);
 
     const alarm = await this.backend.detectors.observe(room.id, me.role === 'host' ? 0 : 1, text, signal);
     if (alarm) throw await this.raiseAlarm(room.id, alarm);

@@ -19,6 +19,7 @@ export const REFUSALS = {
   inbox_full: "Partner's inbox is full: wait for it to read",
   broker_full: 'The broker holds too many unread messages right now: try again shortly',
   too_many_rooms: 'Too many open rooms from your address: leave one first',
+  too_many_tokens: 'Too many live tokens from your address: keep using one you have (unused ones expire)',
   not_paused: 'Room is not paused by a loop alarm',
   draining: 'Broker is draining for a restart; try again shortly',
   state_unavailable: "The broker's shared state is unreachable right now; try again shortly",

@@ -63,17 +63,27 @@ export interface NextOptions {
   acking?: boolean;
 }
 
+/**
+ * A value a door reads only once the token has checked out, such as a request body: a bad token
+ * is refused before a large body is read.
+ */
+export type Deferred<T> = T | (() => Promise<T>);
+
+/**
+ * `from`: the caller's address bucket (DoorContext.bucket). Tokens and rooms made for it count
+ * against the per-address caps (with RATE_LIMITS on); without it they are not counted.
+ */
 export interface RoomService {
   readonly draining: boolean;
-  register(): Promise<{ token: string }>;
-  /** A fresh token that creates a room in one call. */
-  setup(kind: RoomKind, headless?: boolean): Promise<{ token: string } & Opened>;
-  open(token: string | undefined, kind: RoomKind, headless?: boolean): Promise<Opened>;
+  register(from?: string): Promise<{ token: string }>;
+  /** A fresh token that creates a room in one call (no token is left behind if the room is refused). */
+  setup(kind: RoomKind, headless?: boolean, from?: string): Promise<{ token: string } & Opened>;
+  open(token: string | undefined, kind: RoomKind, headless?: boolean, from?: string): Promise<Opened>;
   join(token: string | undefined, code: string): Promise<Joined>;
-  /** The code is checked (and burned) before any token is made. */
-  registerAndJoin(code: string): Promise<Joined & { token: string }>;
-  setHeadless(token: string | undefined, headless: boolean): Promise<{ headless: boolean }>;
-  send(token: string | undefined, raw: string, opts?: { idempotencyKey?: string }): Promise<{ id: string }>;
+  /** The code is checked (and burned) only once a token could be made; a token whose code fails is deleted. */
+  registerAndJoin(code: string, from?: string): Promise<Joined & { token: string }>;
+  setHeadless(token: string | undefined, headless: Deferred<boolean>): Promise<{ headless: boolean }>;
+  send(token: string | undefined, raw: Deferred<string>, opts?: { idempotencyKey?: string }): Promise<{ id: string }>;
   next(token: string | undefined, opts: NextOptions): Promise<Lease | null>;
   status(token: string | undefined): Promise<Status>;
   /** What became of a message this token sent. */

@@ -7,6 +7,7 @@
 import Router from '@koa/router';
 import Koa, { type Context, type Next } from 'koa';
 import type { Door, DoorContext } from '../doors.js';
+import { Engine } from '../engine/engine.js';
 import { refuse } from '../engine/errors.js';
 import { connectedText, rulesText } from '../framing.js';
 import type { Joined } from '../engine/service.js';
@@ -38,6 +39,11 @@ export function apiDoor(ctx: DoorContext): Door {
   };
   const anon = limit('anon', byAddress);
   const control = limit('control', byToken);
+  // A malformed token is refused before its body is read; a well-formed one is checked by the engine.
+  const authenticated = (c: Context, next: Next) => {
+    if (!Engine.wellFormed(token(c))) throw refuse('unauthorized');
+    return next();
+  };
 
   app.use(errorsAsJson(ctx));
   // While draining, every response closes its connection so the process can exit promptly.
@@ -52,31 +58,35 @@ export function apiDoor(ctx: DoorContext): Door {
   const send = sendHandler(ctx);
   const r = new Router();
   r.post('/register', anon, async (c) => {
-    c.body = await rooms.register();
+    c.body = await rooms.register(byAddress(c));
   });
   r.post('/setup', anon, async (c) => {
     const body = await jsonObject(c);
     const type = body.type ?? 'standard';
     if (type !== 'standard' && type !== 'listener') throw refuse('bad_type');
-    const s = await rooms.setup(type, optionalBool(body, 'headless'));
+    const s = await rooms.setup(type, optionalBool(body, 'headless'), byAddress(c));
     c.body = { token: s.token, code: s.code, role: s.role };
   });
   r.post('/create', anon, async (c) => {
-    c.body = { inviteCode: (await rooms.open(token(c), 'standard')).code };
+    c.body = { inviteCode: (await rooms.open(token(c), 'standard', undefined, byAddress(c))).code };
   });
   r.post('/listen', anon, async (c) => {
-    c.body = { listenerCode: (await rooms.open(token(c), 'listener')).code };
+    c.body = { listenerCode: (await rooms.open(token(c), 'listener', undefined, byAddress(c))).code };
   });
   r.post('/join/:code', anon, async (c) => {
     c.body = joinAnswer(await rooms.join(token(c), c.params.code));
   });
   r.post('/register-and-join/:code', anon, async (c) => {
-    const j = await rooms.registerAndJoin(c.params.code);
+    const j = await rooms.registerAndJoin(c.params.code, byAddress(c));
     c.body = { token: j.token, ...joinAnswer(j) };
   });
-  r.post('/room-rule/headless', anon, async (c) => {
-    const headless = optionalBool(await jsonObject(c), 'headless');
-    if (headless === undefined) throw refuse('bad_body', 'Body must be JSON {"headless": true|false}');
+  r.post('/room-rule/headless', anon, authenticated, async (c) => {
+    // The body is read only once the token checked out.
+    const headless = async () => {
+      const v = optionalBool(await jsonObject(c), 'headless');
+      if (v === undefined) throw refuse('bad_body', 'Body must be JSON {"headless": true|false}');
+      return v;
+    };
     c.body = { ok: true, ...(await rooms.setHeadless(token(c), headless)) };
   });
   r.post('/resume', control, async (c) => {
@@ -166,6 +176,8 @@ function errorsAsJson(ctx: DoorContext) {
         c.type = 'application/json';
         c.body = jsonText(c.body);
       }
+      // A body left unread (a refusal before it was needed) is not drained to keep the connection: it is closed.
+      if (!c.req.complete) c.set('Connection', 'close');
       // Route patterns only: paths can hold codes, and tokens live in headers we never log.
       const route = (c as Context & { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
       metrics.response(route, c.status);

@@ -34,12 +34,16 @@ export function sendHandler(ctx: DoorContext): (req: IncomingMessage, res: Serve
       if (!Engine.wellFormed(token)) throw refuse('unauthorized');
       const key = header(req, 'idempotency-key') || undefined;
       if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) throw refuse('bad_idempotency_key');
-      const { id } = await rooms.send(token, await bodyText(req, config.maxBodyBytes), { idempotencyKey: key });
+      // The body is read only once the token checked out: a bad token is refused without uploading it.
+      const { id } = await rooms.send(token, () => bodyText(req, config.maxBodyBytes), { idempotencyKey: key });
       reply(res, 200, TEXT_TYPE, 'DELIVERED', { 'parley-message-id': id });
     } catch (e) {
       const r = errorReply(e, log);
       if (r.body.code === 'unauthorized') await limits.authFailed(() => ctx.bucket(req)).catch(() => undefined);
-      if (!res.headersSent && !res.destroyed) reply(res, r.status, JSON_TYPE, jsonText(r.body), r.retryAfterS ? { 'retry-after': String(r.retryAfterS) } : undefined);
+      const headers: Record<string, string> = r.retryAfterS ? { 'retry-after': String(r.retryAfterS) } : {};
+      // A body left unread is not drained to keep the connection alive: the connection is closed.
+      if (!req.complete) headers.connection = 'close';
+      if (!res.headersSent && !res.destroyed) reply(res, r.status, JSON_TYPE, jsonText(r.body), headers);
     }
     log.debug({ method: 'POST', route: '/send', status: res.statusCode, ms: Math.round(performance.now() - started) }, 'request');
   };

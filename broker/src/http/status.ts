@@ -21,6 +21,7 @@ export const HTTP_STATUS: Record<RefusalCode, number> = {
   inbox_full: 429,
   broker_full: 503,
   too_many_rooms: 429,
+  too_many_tokens: 429,
   not_paused: 409,
   draining: 503,
   state_unavailable: 503,

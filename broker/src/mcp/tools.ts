@@ -152,7 +152,7 @@ export function mcpServer(ctx: DoorContext, session: SessionRef, identities: Ses
     tool(async ({ mode, headless }: { mode: 'invite' | 'listener'; headless?: boolean }) => {
       await limit('anon');
       await freshIdentity();
-      const s = await rooms.setup(mode === 'invite' ? 'standard' : 'listener', headless);
+      const s = await rooms.setup(mode === 'invite' ? 'standard' : 'listener', headless, session.bucket);
       await identities.set(session.id, s.token);
       return result(
         { code: s.code, mode, role: s.role, agent_id: s.agentId },
@@ -173,7 +173,7 @@ export function mcpServer(ctx: DoorContext, session: SessionRef, identities: Ses
     tool(async ({ code }: { code: string }) => {
       await limit('anon');
       await freshIdentity();
-      const j = await rooms.registerAndJoin(code);
+      const j = await rooms.registerAndJoin(code, session.bucket);
       await identities.set(session.id, j.token);
       const out = { role: j.role, agent_id: j.agentId, partner: j.partner ?? undefined, headless: j.headless };
       return result(out, `Joined as ${j.agentId} (${j.role}) with partner ${j.partner ?? 'none yet'}. ${j.role === 'host' ? 'You speak first.' : 'parley_wait for their first message, or greet them with parley_send.'}`);

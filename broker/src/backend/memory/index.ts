@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createLoopDetector, type LoopDetector } from '../../loop-detector.js';
+import { BucketCounts } from '../../client-address.js';
 import { keyedHasher, type Fate, type InboxItem, type InboxStore, type RoomState, type StateBackend } from '../ports.js';
 import { Store } from './sql-store.js';
 
@@ -30,6 +31,9 @@ export async function memoryBackend(opts: { secret?: string } = {}): Promise<Sta
   const fates = new Map<string, { sender: string; fate: Fate; until: number }>();
   const idem = new Map<string, { id: string; until: number }>();
   const doorSessions = new Map<string, { value: string; until: number }>();
+  // Per-address caps: live tokens and open rooms per bucket.
+  const tokenBucket = new Map<string, string>();
+  const held = { tokens: new BucketCounts(), rooms: new BucketCounts() };
 
   const box = (owner: string): Inbox => {
     let b = boxes.get(owner);
@@ -127,11 +131,21 @@ export async function memoryBackend(opts: { secret?: string } = {}): Promise<Sta
     clock: { now: Date.now },
     hasher: keyedHasher(key),
     tokens: {
-      add: (h, at) => store.addToken(h, at),
+      add(h, at, quota) {
+        if (quota && !held.tokens.take(quota.bucket, quota.max)) return false;
+        store.addToken(h, at);
+        if (quota) tokenBucket.set(h, quota.bucket);
+        return true;
+      },
       get: (h) => store.getToken(h),
       touch: (h, at) => store.touchToken(h, at),
       setRoom: (h, id) => store.setTokenRoom(h, id),
-      delete: (h) => store.deleteToken(h),
+      delete(h) {
+        store.deleteToken(h);
+        const bucket = tokenBucket.get(h);
+        if (bucket !== undefined) held.tokens.give(bucket);
+        tokenBucket.delete(h);
+      },
       expired: (now) => store.expiredTokens(now),
     },
     codes: {
@@ -140,9 +154,10 @@ export async function memoryBackend(opts: { secret?: string } = {}): Promise<Sta
       sweep: (now) => store.sweepCodes(now),
     },
     rooms: {
-      create(init, now) {
+      create(init, now, quota) {
+        if (quota && !held.rooms.take(quota.bucket, quota.max)) return undefined;
         const id = store.addRoom(init.kind, init.creator, init.headless, now);
-        const room: RoomState = { ...init, id };
+        const room: RoomState = { ...init, id, bucket: quota?.bucket ?? '' };
         rooms.set(id, room);
         return room;
       },
@@ -156,16 +171,13 @@ export async function memoryBackend(opts: { secret?: string } = {}): Promise<Sta
         return result;
       },
       delete(id) {
+        const bucket = rooms.get(id)?.bucket;
+        if (bucket) held.rooms.give(bucket);
         rooms.delete(id);
         detectors.delete(id);
         store.deleteRoom(id);
       },
       count: () => rooms.size,
-      countByBucket(bucket) {
-        let n = 0;
-        for (const r of rooms.values()) if (r.bucket === bucket) n++;
-        return n;
-      },
     },
     inboxes,
     bus: {

@@ -16,7 +16,7 @@ import { Redis } from 'ioredis';
 import { keyedHasher, type CodeKind, type Fate, type InboxItem, type InboxStore, type RoomState, type StateBackend } from '../ports.js';
 import { redisDetectors } from './detectors.js';
 import { sealer } from './sealed.js';
-import { DETECTOR_APPLY, INBOX_SCRIPTS, ROOM_CAS } from './scripts.js';
+import { DETECTOR_APPLY, INBOX_SCRIPTS, QUOTA_SCRIPTS, ROOM_CAS } from './scripts.js';
 
 const P = 'parley:';
 const k = {
@@ -36,6 +36,9 @@ const k = {
   idem: (s: string, key: string) => `${P}idem:${s}:${key}`,
   session: (h: string) => `${P}sess:${h}`,
   wake: `${P}wake`,
+  /** Per-address caps: live tokens and open rooms per address bucket. */
+  tokenQuota: `${P}quota:tokens`,
+  roomQuota: `${P}quota:rooms`,
 };
 
 /** Safety TTL on every key: nothing outlives its longest legitimate life by more than this. */
@@ -49,6 +52,8 @@ type Scripted = Redis & {
   inboxNack(list: string, inflight: string, expiryKey: string, owner: string, id: string, minExpiresAt: number): Promise<number>;
   inboxClear(list: string, inflight: string, bytesKey: string, totalKey: string, expiryKey: string, owner: string): Promise<string[]>;
   inboxExpireOne(list: string, inflight: string, bytesKey: string, totalKey: string, expiryKey: string, owner: string, id: string, member: string): Promise<string | null>;
+  quotaTake(counts: string, bucket: string, max: number): Promise<number>;
+  quotaGive(counts: string, bucket: string): Promise<number>;
 };
 
 export interface RedisBackendOptions {
@@ -65,7 +70,7 @@ export async function redisBackend(opts: RedisBackendOptions): Promise<StateBack
   r.on('error', () => undefined); // surfaced through ready() and refused requests, never a crash
   r.defineCommand('casRoom', { numberOfKeys: 1, lua: ROOM_CAS });
   r.defineCommand('detectorApply', { numberOfKeys: 4, lua: DETECTOR_APPLY });
-  for (const [name, s] of Object.entries(INBOX_SCRIPTS)) r.defineCommand(name, s);
+  for (const [name, s] of Object.entries({ ...INBOX_SCRIPTS, ...QUOTA_SCRIPTS })) r.defineCommand(name, s);
   await r.connect();
   const sub = r.duplicate();
   sub.on('error', () => undefined);
@@ -136,8 +141,10 @@ export async function redisBackend(opts: RedisBackendOptions): Promise<StateBack
     clock: { now },
     hasher,
     tokens: {
-      async add(h, at) {
-        await r.multi().hset(k.token(h), { r: '', c: 0, e: at }).pexpireat(k.token(h), at + SAFETY_MS).zadd(k.tokenExpiry, at, h).exec();
+      async add(h, at, quota) {
+        if (quota && !(await r.quotaTake(k.tokenQuota, quota.bucket, quota.max))) return false;
+        await r.multi().hset(k.token(h), { r: '', c: 0, e: at, b: quota?.bucket ?? '' }).pexpireat(k.token(h), at + SAFETY_MS).zadd(k.tokenExpiry, at, h).exec();
+        return true;
       },
       async get(h) {
         const row = await r.hgetall(k.token(h));
@@ -152,7 +159,10 @@ export async function redisBackend(opts: RedisBackendOptions): Promise<StateBack
         if (await r.exists(k.token(h))) await r.hset(k.token(h), 'r', id === null ? '' : String(id));
       },
       async delete(h) {
-        await r.multi().del(k.token(h)).zrem(k.tokenExpiry, h).exec();
+        const bucket = await r.hget(k.token(h), 'b');
+        const [[, deleted]] = (await r.multi().del(k.token(h)).zrem(k.tokenExpiry, h).exec()) as [unknown, number][];
+        // Only the broker whose DEL removed it gives the place back (two may sweep one token).
+        if (deleted === 1 && bucket) await r.quotaGive(k.tokenQuota, bucket);
       },
       expired: (at) => r.zrangebyscore(k.tokenExpiry, '-inf', at, 'LIMIT', 0, 1000),
     },
@@ -174,9 +184,10 @@ export async function redisBackend(opts: RedisBackendOptions): Promise<StateBack
       },
     },
     rooms: {
-      async create(init) {
+      async create(init, _now, quota) {
+        if (quota && !(await r.quotaTake(k.roomQuota, quota.bucket, quota.max))) return undefined;
         const id = await r.incr(k.roomSeq);
-        const room: RoomState = { ...init, id };
+        const room: RoomState = { ...init, id, bucket: quota?.bucket ?? '' };
         await r.multi().set(k.room(id), JSON.stringify(room), 'PX', roomTtl).sadd(k.rooms, String(id)).hincrby(k.token(init.creator), 'c', 1).exec();
         return room;
       },
@@ -196,10 +207,13 @@ export async function redisBackend(opts: RedisBackendOptions): Promise<StateBack
         throw new Error('room update kept conflicting');
       },
       async delete(id) {
-        await r.multi().del(k.room(id)).srem(k.rooms, String(id)).exec(); // its detector goes through detectors.delete
+        const raw = await r.get(k.room(id));
+        // Its detector goes through detectors.delete.
+        const [[, deleted]] = (await r.multi().del(k.room(id)).srem(k.rooms, String(id)).exec()) as [unknown, number][];
+        const bucket = raw ? (JSON.parse(raw) as RoomState).bucket : '';
+        if (deleted === 1 && bucket) await r.quotaGive(k.roomQuota, bucket);
       },
       count: () => r.scard(k.rooms),
-      countByBucket: () => 0,
     },
     inboxes,
     bus: {

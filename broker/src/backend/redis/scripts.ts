@@ -100,6 +100,26 @@ end
 return found
 `;
 
+// KEYS: counts (a hash of bucket → n)   ARGV: bucket, max. Counts one more unless the bucket holds max.
+const QUOTA_TAKE = `
+local n = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+if n >= tonumber(ARGV[2]) then return 0 end
+redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+return 1
+`;
+
+// KEYS: counts   ARGV: bucket. One fewer; a bucket at zero is removed.
+const QUOTA_GIVE = `
+if redis.call('HINCRBY', KEYS[1], ARGV[1], -1) <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 1
+`;
+
+/** Per-address caps: the check and the count in one step, so concurrent requests cannot overshoot. */
+export const QUOTA_SCRIPTS = {
+  quotaTake: { numberOfKeys: 1, lua: QUOTA_TAKE },
+  quotaGive: { numberOfKeys: 1, lua: QUOTA_GIVE },
+};
+
 export const INBOX_SCRIPTS = {
   inboxPush: { numberOfKeys: 4, lua: PUSH },
   inboxLease: { numberOfKeys: 2, lua: LEASE },
