@@ -106,7 +106,8 @@ export class Engine implements RoomService {
     try {
       result = await fn(t);
     } catch (e) {
-      await this.backend.tokens.delete(t.hash);
+      // The refusal is what the caller needs to hear, even if the clean-up fails (the token then expires).
+      await Promise.resolve(this.backend.tokens.delete(t.hash)).catch(() => undefined);
       throw e;
     }
     this.metrics.tokensIssued.inc();
