@@ -10,15 +10,19 @@
  * published agent lives in one broker's memory, so this passes only if Caddy sends every /a2a
  * request to the same broker while the listener's own calls go to either.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
 import type { Message, Task } from '@a2a-js/sdk';
-import { Role, TaskState } from '@a2a-js/sdk';
+import { TaskState } from '@a2a-js/sdk';
 import { ClientFactory, ClientFactoryOptions, DefaultAgentCardResolver, JsonRpcTransportFactory, RestTransportFactory, type Client } from '@a2a-js/sdk/client';
-import { GenericContainer, getContainerRuntimeClient, Network, type StartedNetwork, type StartedTestContainer, Wait } from 'testcontainers';
+import { GenericContainer, getContainerRuntimeClient, Network, StartedNetwork, type StartedTestContainer, Wait } from 'testcontainers';
 import { Agent as Dispatcher, buildConnector, fetch as undiciFetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sendParams as params, userMessage } from '../broker/test/a2a-messages.js';
 import { Agent, BROKER_IMAGE, buildImages, CA_PATH, CADDY_IMAGE, DOMAIN, until } from './stack.js';
 
+const run = promisify(execFile);
 const CADDY_ROOT_CERT = '/data/caddy/pki/authorities/local/root.crt';
 const CANARY = `a2a-canary-${randomBytes(6).toString('hex')}`;
 
@@ -33,7 +37,10 @@ beforeAll(async () => {
   await buildImages();
   const client = await getContainerRuntimeClient();
   const core = await new Network().start();
-  const lan = await new Network().start();
+  // The agent's LAN is internal: no gateway of its own, so Caddy's default route stays on the core
+  // network and its published port answers (a second gateway-bearing network could take the route).
+  const lanName = `parley-e2e-a2a-lan-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const lan = new StartedNetwork(client, lanName, await client.network.create({ Name: lanName, Driver: 'bridge', Internal: true, CheckDuplicate: true }));
   networks.push(core, lan);
   const subnet = (await client.network.getById(core.getId()).inspect()).IPAM?.Config?.[0]?.Subnet;
   if (!subnet) throw new Error('the core network has no subnet');
@@ -76,6 +83,7 @@ beforeAll(async () => {
   await c.copyContentToContainer([{ content: caCert, target: CA_PATH }]);
   listener = new Agent('listener', c, c.getIpAddress(lan.getName()));
   await until(async () => (await listener.http('GET', '/health')).status === 200, 'Caddy serving /health over HTTPS');
+  await until(async () => (await hostFetch(caCert)(`https://${DOMAIN}/health`)).status === 200, "Caddy's published port answering the host");
 });
 
 afterAll(async () => {
@@ -105,22 +113,6 @@ function sdkClient(agentUrl: string, fetchImpl: typeof fetch): Promise<Client> {
   return factory.createFromUrl(`${agentUrl}/`);
 }
 
-const userMessage = (text: string, ids: { contextId?: string; taskId?: string } = {}): Message => ({
-  messageId: randomUUID(),
-  contextId: ids.contextId ?? '',
-  taskId: ids.taskId ?? '',
-  role: Role.ROLE_USER,
-  parts: [{ content: { $case: 'text', value: text }, metadata: undefined, filename: '', mediaType: 'text/plain' }],
-  metadata: undefined,
-  extensions: [],
-  referenceTaskIds: [],
-});
-const params = (message: Message, returnImmediately = false) => ({
-  tenant: '',
-  message,
-  configuration: { acceptedOutputModes: [], taskPushNotificationConfig: undefined, returnImmediately, historyLength: undefined },
-  metadata: undefined,
-});
 const textOf = (m: { parts: Message['parts'] } | undefined) => (m?.parts ?? []).map((p) => (p.content?.$case === 'text' ? p.content.value : '')).join('\n');
 
 /** The listener's next partner message as text lines (skipping notices); throws when none comes. */
@@ -183,7 +175,7 @@ describe('A2A through Caddy over HTTPS, two brokers on Redis', () => {
     expect(done.metadata).toEqual({ parleyRoom: { inRoom: true, partner: true, paused: null } });
 
     // The caller hangs up (CancelTask): the listener is told and stays in its room.
-    const open = (await a2a.sendMessage(params(userMessage('One more question [OVER]', { contextId: task.contextId }), true), auth)) as Task;
+    const open = (await a2a.sendMessage(params(userMessage('One more question [OVER]', { contextId: task.contextId }), { returnImmediately: true }), auth)) as Task;
     expect(await heard(token)).toEqual(['One more question']);
     expect((await a2a.cancelTask({ tenant: '', id: open.id, metadata: undefined }, auth)).status?.state).toBe(TaskState.TASK_STATE_CANCELED);
     expect((await listener.wait(token, 10)).headers['parley-event']).toBe('partner_left');
@@ -191,7 +183,10 @@ describe('A2A through Caddy over HTTPS, two brokers on Redis', () => {
 
     // Neither the caller's words nor the access key reached a broker's log.
     let text = '';
-    for (const b of brokers) for await (const chunk of await b.logs()) text += chunk;
+    for (const b of brokers) {
+      const { stdout, stderr } = await run('docker', ['logs', b.getId()], { maxBuffer: 256 * 1024 * 1024 });
+      text += stdout + stderr;
+    }
     expect(text.length).toBeGreaterThan(0);
     for (const secret of [CANARY, pub.json.accessKey, token]) expect(text).not.toContain(secret);
   });
