@@ -1,8 +1,8 @@
 /** Test helpers for the A2A door: a published listener driven like a curl agent, and the SDK's client. */
-import { randomUUID } from 'node:crypto';
-import { Role, type Message } from '@a2a-js/sdk';
 import { ClientFactory, ClientFactoryOptions, type Client } from '@a2a-js/sdk/client';
 import { broker, client } from './helpers.js';
+
+export { sendParams, userMessage } from './a2a-messages.js';
 
 export async function publishedListener(opts: { open?: boolean; env?: Record<string, string>; logs?: string[] } = {}) {
   const b = await broker(opts.env, opts.logs);
@@ -41,26 +41,6 @@ export async function sdkClient(agentUrl: string, transport: 'JSONRPC' | 'HTTP+J
 }
 
 export const withKey = (key: string | null) => (key ? { serviceParameters: { Authorization: `Bearer ${key}` } } : {});
-
-export function userMessage(text: string, ids: { contextId?: string; taskId?: string } = {}): Message {
-  return {
-    messageId: randomUUID(),
-    contextId: ids.contextId ?? '',
-    taskId: ids.taskId ?? '',
-    role: Role.ROLE_USER,
-    parts: [{ content: { $case: 'text', value: text }, metadata: undefined, filename: '', mediaType: 'text/plain' }],
-    metadata: undefined,
-    extensions: [],
-    referenceTaskIds: [],
-  };
-}
-
-export const sendParams = (message: Message, configuration?: { returnImmediately?: boolean; historyLength?: number }) => ({
-  tenant: '',
-  message,
-  configuration: configuration ? { acceptedOutputModes: [], taskPushNotificationConfig: undefined, returnImmediately: configuration.returnImmediately ?? false, historyLength: configuration.historyLength } : undefined,
-  metadata: undefined,
-});
 
 /** Raw JSON-RPC, as a v0.3 client (or curl) sends it. */
 export async function rpc(url: string, method: string, params: unknown, opts: { key?: string | null; version?: string; id?: unknown; raw?: string } = {}) {

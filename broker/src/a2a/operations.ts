@@ -147,9 +147,12 @@ export class Operations {
     return t;
   }
 
-  getTask(p: Publication, params: unknown, v: Version) {
+  /** GetTask / tasks/get, with the room as the caller's seat sees it in `metadata.parleyRoom`. */
+  async getTask(p: Publication, params: unknown, v: Version) {
     const body = obj(params);
-    return taskJson(this.task(p, body.id), v, historyLength(body.historyLength));
+    const t = this.task(p, body.id);
+    const hl = historyLength(body.historyLength);
+    return taskJson(t, v, hl, true, await this.pubs.roomView(p, t));
   }
 
   /**

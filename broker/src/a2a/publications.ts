@@ -18,7 +18,7 @@ import type { RoomEvent } from '../engine/events.js';
 import type { RoomService } from '../engine/service.js';
 import { parseSignal, renderEvent, type ActionWords } from '../framing.js';
 import { addArtifact, addHistory, isTerminal, MAX_TASKS, message, newTask, setState, textSize, type Msg, type Task } from './tasks.js';
-import type { CardInfo, IncomingMessage } from './wire.js';
+import type { CardInfo, IncomingMessage, RoomView } from './wire.js';
 
 /** How long an ended publication's tasks can still be read (GetTask) before they are purged. */
 const ENDED_GRACE_MS = 10 * 60_000;
@@ -31,8 +31,17 @@ const MAX_BACKLOG = 50;
 /** One held wait on the room at a time; short enough to notice a closed door promptly. */
 const PUMP_WAIT_MS = 60_000;
 
-/** How a broker notice names actions for an A2A caller (it cannot resume; the listener's side can). */
-export const A2A_WORDS: ActionWords = { resume: "resume from the listener's side (POST /resume)", status: 'GetTask' };
+/** How a broker notice names actions for an A2A caller. */
+export const A2A_WORDS: ActionWords = { resume: 'resume (a message with metadata {"parleyCommand":"resume"}; the listener: POST /resume)', status: 'GetTask' };
+
+/**
+ * Partner text as an A2A caller sees it. A2A carries it as plain text in an agent message, as it
+ * does broker notices (`[SYSTEM]: …`), so a partner line that would read as a broker line is shown
+ * quoted, as the A2A Linker frame quotes every partner line.
+ */
+export function partnerText(text: string): string {
+  return /^\s*\[SYSTEM/im.test(text) ? text.replace(/^(\s*\[SYSTEM)/gim, '│ $1') : text;
+}
 
 export interface Seat {
   token: string;
@@ -41,6 +50,8 @@ export interface Seat {
   active: Task | null;
   backlog: Msg[];
   ended: boolean;
+  /** Why the conversation ended, for the caller's next message when no task was open to carry it. */
+  endedWhy?: { text: string; code: string };
   lastUsedMs: number;
   stop: AbortController;
 }
@@ -173,8 +184,10 @@ export class Publications {
     const contextId = existing?.contextId ?? m.contextId ?? randomUUID();
     const rejected = (why: string, code: string) => this.reject(p, contextId, why, code);
 
+    if (p.seat?.endedWhy && p.seat.contextId === contextId) return rejected(p.seat.endedWhy.text, p.seat.endedWhy.code);
     if (p.endedMs !== null) return rejected('This agent is no longer published: its conversation has ended. Ask its owner to publish it again.', 'ended');
     let seat = p.seat;
+    if (!seat && m.command) return rejected('There is no conversation to act on yet: send a message first.', 'not_in_room');
     if (!seat) {
       try {
         seat = await (p.claiming ??= this.claim(p, contextId));
@@ -184,6 +197,7 @@ export class Publications {
     }
     if (seat.contextId !== contextId) return rejected('This agent is in a conversation with another caller; try again later.', 'busy');
     if (seat.ended) return rejected('This conversation has ended.', 'ended');
+    if (m.command) return this.command(p, seat, m.command);
 
     const task = existing ?? seat.active ?? newTask(contextId, 'working');
     try {
@@ -208,6 +222,38 @@ export class Publications {
       setState(task, 'working');
     }
     return task;
+  }
+
+  /**
+   * A room action from the caller (`metadata.parleyCommand`), as a task of its own: COMPLETED with
+   * a notice when done, REJECTED with the refusal otherwise. The open task is left as it is.
+   */
+  private async command(p: Publication, seat: Seat, command: 'resume'): Promise<Task> {
+    try {
+      if (command === 'resume') await this.rooms.resume(seat.token);
+    } catch (e) {
+      if (!(e instanceof ParleyError)) throw e;
+      return this.reject(p, seat.contextId, e.message, e.code);
+    }
+    seat.lastUsedMs = Date.now();
+    const task = newTask(seat.contextId, 'completed');
+    setState(task, 'completed', message('agent', '[SYSTEM]: You resumed the session. A second loop alarm ends the session.', task, 'resumed'));
+    this.keep(p, task);
+    return task;
+  }
+
+  /** The room as the caller's seat sees it (GetTask's metadata.parleyRoom); out of the room once it ended. */
+  async roomView(p: Publication, task: Task): Promise<RoomView> {
+    const seat = p.seat;
+    const out: RoomView = { inRoom: false, partner: false, paused: null };
+    if (!seat || seat.ended || seat.contextId !== task.contextId) return out;
+    try {
+      const s = await this.rooms.status(seat.token);
+      return { inRoom: s.inRoom, partner: s.partner !== null, paused: s.paused };
+    } catch (e) {
+      if (e instanceof ParleyError) return out;
+      throw e;
+    }
   }
 
   /** A refused message: the task holds only the reason, never the caller's text (another caller may list it). */
@@ -267,10 +313,13 @@ export class Publications {
   }
 
   private async pump(p: Publication, seat: Seat): Promise<void> {
+    // Each wait acknowledges the event before it: a settled lease is only acknowledged
+    // asynchronously, so an unacknowledging loop could be handed the same event twice.
+    let ack: string | undefined;
     while (!seat.ended) {
       let lease;
       try {
-        lease = await this.rooms.next(seat.token, { timeoutMs: PUMP_WAIT_MS, signal: seat.stop.signal });
+        lease = await this.rooms.next(seat.token, { timeoutMs: PUMP_WAIT_MS, signal: seat.stop.signal, ack, acking: true });
       } catch (e) {
         // The seat's token lost its room (or was revoked): the conversation is over.
         const why = e instanceof ParleyError ? e.message : REFUSALS.internal;
@@ -282,25 +331,33 @@ export class Publications {
       this.apply(p, seat, lease.event);
       this.trim(p);
       lease.settle(true);
+      ack = lease.event.id;
     }
   }
 
   /** One room event, as the caller's task sees it. */
   private apply(p: Publication, seat: Seat, e: RoomEvent): void {
     const task = seat.active;
-    const notice = (t: Task) => message('agent', renderEvent(e, A2A_WORDS).replace(/^MESSAGE_RECEIVED\n/, ''), t, e.kind);
+    const noticeText = () => renderEvent(e, A2A_WORDS).replace(/^MESSAGE_RECEIVED\n/, '');
+    // A notice goes into the task's history too, so a caller reading GetTask misses none.
+    const notice = (t: Task) => {
+      const m = message('agent', noticeText(), t, e.kind);
+      addHistory(t, m);
+      return m;
+    };
     switch (e.kind) {
       case 'message': {
+        const text = partnerText(e.text);
         if (!task) {
-          seat.backlog.push({ messageId: randomUUID(), role: 'agent', text: e.text, contextId: seat.contextId, taskId: '', signal: e.signal });
+          seat.backlog.push({ messageId: randomUUID(), role: 'agent', text, contextId: seat.contextId, taskId: '', signal: e.signal });
           let size = seat.backlog.reduce((n, b) => n + b.text.length, 0);
           while (seat.backlog.length > MAX_BACKLOG || size > TEXT_BUDGET) size -= seat.backlog.shift()!.text.length;
           return;
         }
-        const reply: Msg = { ...message('agent', e.text, task), signal: e.signal };
+        const reply: Msg = { ...message('agent', text, task), signal: e.signal };
         addHistory(task, reply);
         if (e.signal === 'STANDBY') {
-          addArtifact(task, e.text);
+          addArtifact(task, text);
           seat.active = null;
           setState(task, 'completed');
         } else {
@@ -309,34 +366,45 @@ export class Publications {
         return;
       }
       case 'loop_alarm':
-        if (e.severed) return this.finish(p, seat, notice, 'loop_severed');
-        // Paused: the caller's turn, but its sends are refused until the listener's side resumes.
+        if (e.severed) return this.finish(p, seat, noticeText(), e.kind);
+        // Paused: the caller's turn, but its sends are refused until either side resumes.
         if (task) setState(task, 'input-required', notice(task));
+        return;
+      case 'resumed':
+        if (task) {
+          const m = notice(task);
+          if (task.state === 'input-required') setState(task, 'input-required', m);
+        }
         return;
       case 'room_closed':
       case 'partner_left':
       case 'broker_restarting':
-        return this.finish(p, seat, notice, e.kind);
+        return this.finish(p, seat, noticeText(), e.kind);
       case 'undelivered':
-        if (task) {
-          seat.active = null;
-          setState(task, 'failed', notice(task));
-        }
+        if (!task) return;
+        // Dropped because the room closed: the closing notice follows and ends the task.
+        if (e.why === 'room_closed') return void notice(task);
+        seat.active = null;
+        setState(task, 'failed', notice(task));
         return;
       default:
-        // Joins, standby pauses, resumes and rule changes change nothing for the caller's task.
+        // Joins, standby pauses (the caller has no open task then) and rule changes change nothing for it.
         return;
     }
   }
 
   /** The caller's context is over: its open task fails with the reason, and the publication ends. */
-  private finish(p: Publication, seat: Seat, why: string | ((t: Task) => Msg), code: string): void {
+  private finish(p: Publication, seat: Seat, why: string, code: string): void {
     if (seat.ended) return;
     seat.ended = true;
     seat.stop.abort();
     const task = seat.active;
     seat.active = null;
-    if (task) setState(task, 'failed', typeof why === 'string' ? message('agent', why, task, code) : why(task));
+    if (task) {
+      const m = message('agent', why, task, code);
+      addHistory(task, m);
+      setState(task, 'failed', m);
+    } else seat.endedWhy = { text: why, code };
     p.endedMs = Date.now();
   }
 

@@ -64,7 +64,7 @@ export async function handleRest(
     const t = TASK.exec(path);
     if (t) {
       const id = decodeURIComponent(t[1]);
-      if (!t[2]) return allow('GET'), send(res, 200, ops.getTask(p, { id, historyLength: q.historyLength }, '1.0'));
+      if (!t[2]) return allow('GET'), send(res, 200, await ops.getTask(p, { id, historyLength: q.historyLength }, '1.0'));
       if (t[2] === ':cancel') return allow('POST'), send(res, 200, await ops.cancelTask(p, { id }, '1.0'));
       if (method !== 'POST' && method !== 'GET') throw errors.methodNotFound('Use POST for :subscribe');
       return ops.subscribe(p, { id }, '1.0', sse);

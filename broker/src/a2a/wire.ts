@@ -40,8 +40,15 @@ function statusJson(t: Task, v: Version) {
   return { state: v === '1.0' ? V1_STATE[t.state] : t.state, ...(t.statusMessage ? { message: msgJson(t.statusMessage, v) } : {}), timestamp: t.timestamp };
 }
 
+/** The room as the caller's seat sees it, carried in GetTask's `metadata.parleyRoom`. */
+export interface RoomView {
+  inRoom: boolean;
+  partner: boolean;
+  paused: null | 'standby' | 'loop';
+}
+
 /** A task; `historyLength` 0 drops the history, n keeps the last n, undefined keeps all. */
-export function taskJson(t: Task, v: Version, historyLength?: number, includeArtifacts = true) {
+export function taskJson(t: Task, v: Version, historyLength?: number, includeArtifacts = true, room?: RoomView) {
   const history = historyLength === undefined ? t.history : historyLength === 0 ? [] : t.history.slice(-historyLength);
   return {
     ...(v === '0.3' ? { kind: 'task' } : {}),
@@ -50,6 +57,7 @@ export function taskJson(t: Task, v: Version, historyLength?: number, includeArt
     status: statusJson(t, v),
     ...(includeArtifacts && t.artifacts.length ? { artifacts: t.artifacts.map((a) => artifactJson(a, v)) } : {}),
     ...(history.length ? { history: history.map((m) => msgJson(m, v)) } : {}),
+    ...(room ? { metadata: { parleyRoom: room } } : {}),
   };
 }
 
@@ -78,6 +86,8 @@ export interface IncomingMessage {
   text: string;
   contextId?: string;
   taskId?: string;
+  /** `metadata.parleyCommand`: a room action instead of a message (its text is not relayed). */
+  command?: 'resume';
 }
 
 export class ParamsError extends Error {
@@ -114,7 +124,14 @@ export function parseMessage(raw: unknown): IncomingMessage {
     if (typeof val !== 'string' || !ID.test(val)) throw new ParamsError(`message.${k} must be a string of 1 to 128 visible characters`);
     return val;
   };
-  return { messageId: m.messageId, text: texts.join('\n'), contextId: opt('contextId'), taskId: opt('taskId') };
+  let command: IncomingMessage['command'];
+  if (m.metadata !== undefined && m.metadata !== null) {
+    if (typeof m.metadata !== 'object' || Array.isArray(m.metadata)) throw new ParamsError('message.metadata must be an object');
+    const c = (m.metadata as Record<string, unknown>).parleyCommand;
+    if (c !== undefined && c !== 'resume') throw new ParamsError('message.metadata.parleyCommand must be "resume"');
+    command = c;
+  }
+  return { messageId: m.messageId, text: texts.join('\n'), contextId: opt('contextId'), taskId: opt('taskId'), ...(command ? { command } : {}) };
 }
 
 export interface CardInfo {

@@ -26,14 +26,42 @@ export interface Participant {
   leave(): Promise<void>;
   /** Release whatever the driver holds (connections, sessions). */
   close(): Promise<void>;
+  /**
+   * Publishes this participant's listener room as an A2A agent (POST /a2a/publish with its token)
+   * and returns the ticket an A2A caller redeems: the agent's URL and access key. Doors whose
+   * participant holds no token a test can use (MCP, console) leave it out.
+   */
+  publish?(listenerCode: string): Promise<string>;
 }
 
 export interface Driver {
   name: string;
   /** Opens a room as a fresh participant and returns it with the room's one-time code. */
   open(kind: 'standard' | 'listener'): Promise<{ participant: Participant; code: string }>;
-  /** Redeems a code as a fresh participant, or returns the refusal code. */
-  join(code: string): Promise<{ participant: Participant } | { refused: string }>;
+  /**
+   * Redeems a code (or, for a door with `RedeemerLimits.redeems === 'ticket'`, a ticket from
+   * `Participant.publish`) as a fresh participant, or returns the refusal code. `opening` is the
+   * text of a message the join itself sent (an A2A caller joins by its first message).
+   */
+  join(code: string): Promise<{ participant: Participant; opening?: string } | { refused: string }>;
+}
+
+/** The rules in rules.ts, by name, for doors to say which cannot apply to them. */
+export type RuleName = 'pairing' | 'codes' | 'relay' | 'standby' | 'loop' | 'redeemerLeaves' | 'creatorClosesAfterStandby' | 'creatorClosesAfterOver' | 'callerLeaves' | 'forgery';
+
+/**
+ * What a door cannot do as the redeemer, said once, with reasons: rules.ts runs everything else
+ * through it and lists the rest as skipped with the reason. (An A2A caller is the one such door.)
+ */
+export interface RedeemerLimits {
+  /** The only room kind it can join: rules that do not depend on the kind run in this one. */
+  room?: 'listener';
+  /** It redeems a published agent's ticket, not a code: the creator publishes its room first. */
+  redeems?: 'ticket';
+  /** Event kinds the door never shows this participant, each with the reason (status is checked instead). */
+  unseen?: Partial<Record<EventKind, string>>;
+  /** Rules that cannot apply, each with the reason. */
+  notApplicable?: Partial<Record<RuleName, string>>;
 }
 
 /** Waits for the next event of `kind`, skipping others; throws when it does not come. */

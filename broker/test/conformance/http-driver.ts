@@ -3,11 +3,12 @@ import type { EventKind } from '../../src/engine/events.js';
 import { parseFrame } from '../frames.js';
 import type { Driver, Participant, SeenEvent } from './driver.js';
 
-export function httpDriver(base: string): Driver {
-  const call = async (method: string, path: string, token?: string, body?: string) => {
+/** `a2aBroker`: where its participant publishes an A2A agent (another broker on a shared backend); this one by default. */
+export function httpDriver(base: string, a2aBroker = base): Driver {
+  const call = async (method: string, path: string, token?: string, body?: string, at = base) => {
     const headers: Record<string, string> = {};
     if (token) headers.authorization = `Bearer ${token}`;
-    const res = await fetch(base + path, { method, headers, body });
+    const res = await fetch(at + path, { method, headers, body });
     const text = await res.text();
     return { status: res.status, text, headers: res.headers, json: res.headers.get('content-type')?.includes('json') ? JSON.parse(text) : undefined };
   };
@@ -40,6 +41,11 @@ export function httpDriver(base: string): Driver {
         await call('POST', '/leave', token);
       },
       async close() {},
+      async publish(listenerCode) {
+        const r = await call('POST', '/a2a/publish', token, JSON.stringify({ listenerCode, name: 'Conformance listener' }), a2aBroker);
+        if (r.status !== 200) throw new Error(`publish answered ${r.status}: ${r.text}`);
+        return JSON.stringify({ url: r.json.url, key: r.json.accessKey });
+      },
     };
   };
   return {
