@@ -90,6 +90,8 @@ export function renderEvent(e: RoomEvent, words: ActionWords = HTTP_WORDS): stri
       return frameNotice(`${e.agent} resumed the session after the loop alarm. A second loop alarm ends the session.`);
     case 'rule_changed':
       return frameNotice(`Room rule changed by ${e.agent}: headless is now ${e.headless ? 'on' : 'off'}.\n${rulesText(e.headless)}`);
+    case 'watcher_joined':
+      return frameNotice(`A human is now watching this session live through ${e.agent}'s watch link. Watching is read-only: only ${e.agent} speaks for that side.`);
     case 'undelivered':
       return frameNotice(
         e.why === 'expired'

@@ -293,7 +293,7 @@ wait_once() {
       if grep -q 'Your session survives' "$BODY"; then EVENT="BROKER_RESTARTING retry_after=3" EVENT_RC=$EX_RETRY
       else EVENT=BROKER_RESTARTING EVENT_RC=$EX_ENDED; forget_token; fi ;;
     room_closed) EVENT=ROOM_CLOSED EVENT_RC=$EX_ENDED; forget_token ;;
-    rule_changed|undelivered|notice) EVENT=NOTICE ;;
+    rule_changed|undelivered|watcher_joined|notice) EVENT=NOTICE ;;
     *) EVENT="UNKNOWN_EVENT" EVENT_RC=$EX_REFUSED ;;
   esac
 }

@@ -85,6 +85,18 @@ export interface MemberState {
   waiting: boolean;
 }
 
+/**
+ * A watch link for the human behind one member: first a one-time code, then (once redeemed) the
+ * watcher token it became. Hashes only, like every secret here.
+ */
+export interface WatchGrant {
+  hash: string;
+  kind: 'code' | 'watcher';
+  /** The watched member's token hash. */
+  of: string;
+  expiresAt: number;
+}
+
 /** A room as plain data (serialisable), without its messages. */
 export interface RoomState {
   id: number;
@@ -97,6 +109,8 @@ export interface RoomState {
   alarms: number;
   /** Address bucket that opened it, when counted for the per-address room cap ('' if not); never the address itself. */
   bucket: string;
+  /** Watch links and watchers (absent until someone asks for a link). */
+  watch?: WatchGrant[];
 }
 
 export interface RoomStore {

@@ -8,7 +8,7 @@
  * process: they hold a socket, so they live here and are woken through the backend's bus.
  */
 import { randomBytes } from 'node:crypto';
-import type { StateBackend, InboxItem, MemberState, Quota, RoomState, TokenRow } from '../backend/ports.js';
+import type { StateBackend, InboxItem, MemberState, Quota, RoomState, TokenRow, WatchGrant } from '../backend/ports.js';
 import type { Config } from '../config.js';
 import { parseSignal } from '../framing.js';
 import { safeText } from '../text-safety.js';
@@ -16,10 +16,16 @@ import type { LoopAlarm } from '../loop-detector.js';
 import type { Metrics } from '../metrics.js';
 import { ParleyError, refuse } from './errors.js';
 import { event, type RoomEvent, type RoomEventBody, type Role } from './events.js';
-import type { Deferred, Joined, Lease, MessageFate, NextOptions, Opened, Presence, RoomKind, RoomService, Status } from './service.js';
+import type { Deferred, Joined, Lease, MessageFate, NextOptions, Opened, Presence, RoomKind, RoomService, Side, Status, WatchStatus } from './service.js';
 
 const TOKEN_RE = /^tok_[0-9a-f]{32}$/;
 const CODE_RE = /^(invite|listen)_[0-9a-f]{32}$/;
+const WATCH_TOKEN_RE = /^wat_[0-9a-f]{32}$/;
+const WATCH_CODE_RE = /^watch_[0-9a-f]{32}$/;
+/** How long a watch link works before it is opened. */
+export const WATCH_CODE_TTL_S = 15 * 60;
+/** Watch links and watchers per room, together. */
+const MAX_WATCH_GRANTS = 8;
 /** How long a closing notice waits for a token that is no longer in a room. */
 const FINAL_TTL_MS = 10 * 60_000;
 /** An event whose write failed goes back to the head with at least this long to live. */
@@ -35,6 +41,8 @@ interface Waiter {
   timer: NodeJS.Timeout;
   acking: boolean;
   roomId: number;
+  /** A room member's wait (presence), not a watcher's. */
+  member: boolean;
 }
 
 /** Bytes a string really costs in V8: one per char when all of it is Latin-1, else two. */
@@ -70,6 +78,11 @@ export class Engine implements RoomService {
   /** A token of the right shape: lets a door refuse before reading a body. */
   static wellFormed(token: string | undefined): token is string {
     return token !== undefined && TOKEN_RE.test(token);
+  }
+
+  /** A watcher's token: it reads a room, never acts in it as a participant. */
+  static isWatchToken(token: string | undefined): token is string {
+    return token !== undefined && WATCH_TOKEN_RE.test(token);
   }
 
   rateKey(token: string): string {
@@ -115,6 +128,7 @@ export class Engine implements RoomService {
   }
 
   private async auth(token: string | undefined, known?: string): Promise<TokenRow> {
+    if (Engine.isWatchToken(token)) throw refuse('watch_only');
     if (!Engine.wellFormed(token)) throw refuse('unauthorized');
     const row = await this.backend.tokens.get(known ?? this.backend.hasher.hash(token));
     const now = this.backend.clock.now();
@@ -194,12 +208,19 @@ export class Engine implements RoomService {
       if (room.members.length !== 1) return undefined;
       const me = this.newMember(room, hash, role);
       room.members.push(me);
-      return { me, room: { headless: room.headless, others: room.members.filter((m) => m !== me).map((m) => m.hash), count: room.members.length } };
+      const others = room.members.filter((m) => m !== me);
+      const watched = others.filter((m) => this.watchersOf(room.watch, [m.hash]).length > 0).map((m) => m.agentId);
+      return { me, room: { headless: room.headless, others: others.map((m) => m.hash), count: room.members.length, watch: room.watch, watched } };
     });
     if (!entered) throw refuse('invalid_code');
     const { me, room } = entered;
     await this.backend.tokens.setRoom(hash, roomId);
-    for (const other of room.others) await this.push(other, { kind: 'partner_joined', agent: me.agentId, connected: room.count });
+    for (const other of room.others) {
+      const e = await this.push(other, { kind: 'partner_joined', agent: me.agentId, connected: room.count });
+      await this.toWatchers(room.watch, [other], e);
+    }
+    // Whoever joins a watched room is told, as the partner already in it was.
+    for (const agent of room.watched) await this.push(hash, { kind: 'watcher_joined', agent });
     this.metrics.joins.inc();
     const partner = (await this.backend.rooms.get(roomId))?.members.find((m) => m !== me && m.hash !== hash);
     return { role, headless: room.headless, connected: room.count, agentId: me.agentId, partner: partner?.agentId ?? null };
@@ -227,11 +248,11 @@ export class Engine implements RoomService {
     const { room, me } = await this.memberOf(token);
     if (me.hash !== room.creator) throw refuse('not_creator');
     const headless = typeof rule === 'boolean' ? rule : await rule();
-    const others = await this.backend.rooms.update(room.id, (r) => {
+    const changed = await this.backend.rooms.update(room.id, (r) => {
       r.headless = headless;
-      return r.members.filter((m) => m.hash !== me.hash).map((m) => m.hash);
+      return { others: r.members.filter((m) => m.hash !== me.hash).map((m) => m.hash), watch: r.watch };
     });
-    for (const o of others ?? []) await this.push(o, { kind: 'rule_changed', agent: me.agentId, headless });
+    for (const o of changed?.others ?? []) await this.toWatchers(changed?.watch, [o], await this.push(o, { kind: 'rule_changed', agent: me.agentId, headless }));
     return { headless };
   }
 
@@ -283,10 +304,12 @@ export class Engine implements RoomService {
     this.backend.bus.wake(turn.to.hash);
     this.metrics.messages.inc();
     this.metrics.messageBytes.inc(Buffer.byteLength(raw));
+    const both = [me.hash, turn.to.hash];
+    await this.toWatchers(room.watch, both, message);
     if (turn.bothStandby) {
       this.metrics.standbyPauses.inc();
       await this.push(turn.to.hash, { kind: 'standby_pause' });
-      await this.push(me.hash, { kind: 'standby_pause' });
+      await this.toWatchers(room.watch, both, await this.push(me.hash, { kind: 'standby_pause' }));
     }
     return { id: message.id };
   }
@@ -298,19 +321,22 @@ export class Engine implements RoomService {
       if (r.alarms === 1) r.paused = 'loop';
       const members = r.members.map((m) => m.hash);
       if (r.alarms > 1) r.members = [];
-      return { severed: r.alarms > 1, members };
+      return { severed: r.alarms > 1, members, watch: r.watch };
     });
     if (!outcome) return refuse('not_in_room');
     this.metrics.loopAlarms.inc();
+    const { members, watch } = outcome;
     if (!outcome.severed) {
-      for (const m of outcome.members) await this.push(m, { kind: 'loop_alarm', severed: false, reason: alarm.reason });
+      for (const m of members) await this.push(m, { kind: 'loop_alarm', severed: false, reason: alarm.reason });
+      await this.toWatchers(watch, members, event({ kind: 'loop_alarm', severed: false, reason: alarm.reason }));
       return refuse('loop_paused');
     }
-    for (const m of outcome.members) {
+    for (const m of members) {
       await this.backend.tokens.setRoom(m, null);
       await this.push(m, { kind: 'loop_alarm', severed: true, reason: alarm.reason }, FINAL_TTL_MS);
       await this.backend.tokens.delete(m);
     }
+    await this.toWatchers(watch, members, event({ kind: 'loop_alarm', severed: true, reason: alarm.reason }), FINAL_TTL_MS);
     await this.closeRoom(roomId);
     this.metrics.severed.inc();
     return refuse('loop_severed');
@@ -319,14 +345,19 @@ export class Engine implements RoomService {
   /** After a loop alarm, on a human's word. */
   async resume(token: string | undefined): Promise<void> {
     const { room, me } = await this.memberOf(token);
-    const members = await this.backend.rooms.update(room.id, (r) => {
+    await this.resumeRoom(room.id, me.agentId);
+  }
+
+  private async resumeRoom(roomId: number, agentId: string): Promise<void> {
+    const resumed = await this.backend.rooms.update(roomId, (r) => {
       if (r.paused !== 'loop') return undefined;
       r.paused = null;
-      return r.members.map((m) => m.hash);
+      return { members: r.members.map((m) => m.hash), watch: r.watch };
     });
-    if (!members) throw refuse('not_paused');
-    await this.backend.detectors.reset(room.id);
-    for (const m of members) await this.push(m, { kind: 'resumed', agent: me.agentId });
+    if (!resumed) throw refuse('not_paused');
+    await this.backend.detectors.reset(roomId);
+    for (const m of resumed.members) await this.push(m, { kind: 'resumed', agent: agentId });
+    await this.toWatchers(resumed.watch, resumed.members, event({ kind: 'resumed', agent: agentId }));
   }
 
   /**
@@ -338,19 +369,23 @@ export class Engine implements RoomService {
     const head = hash && (await this.head(hash, opts.ack));
     if (head) return this.leaseOf(hash, head, opts.acking ?? false);
     const { room, me } = await this.memberOf(token, hash);
+    return this.hold(me.hash, room.id, opts, true);
+  }
+
+  /** Holds a wait for `owner`'s inbox (a member's, or a watcher's feed: no presence to record). */
+  private async hold(owner: string, roomId: number, opts: NextOptions, member: boolean): Promise<Lease | null> {
     if (this.isDraining) throw refuse('draining', undefined, 5);
-    if (this.waiters.has(me.hash)) throw refuse('wait_pending');
+    if (this.waiters.has(owner)) throw refuse('wait_pending');
     if (opts.signal?.aborted) return null;
 
-    const owner = me.hash;
     let waiter!: Waiter;
     const result = new Promise<Lease | null>((resolve) => {
       const timer = setTimeout(() => this.release(owner, waiter, null), opts.timeoutMs);
-      waiter = { resolve, timer, acking: opts.acking ?? false, roomId: room.id };
+      waiter = { resolve, timer, acking: opts.acking ?? false, roomId, member };
     });
     this.waiters.set(owner, waiter);
     this.metrics.waiters.inc();
-    this.markWaiting(room.id, owner, true);
+    if (member) this.markWaiting(roomId, owner, true);
     opts.signal?.addEventListener('abort', () => this.release(owner, waiter, null), { once: true });
     // Something may have arrived while this wait was being set up.
     this.wakeLocal(owner);
@@ -415,7 +450,7 @@ export class Engine implements RoomService {
     this.waiters.delete(owner);
     clearTimeout(w.timer);
     this.metrics.waiters.dec();
-    this.markWaiting(w.roomId, owner, false);
+    if (w.member) this.markWaiting(w.roomId, owner, false);
     w.resolve(lease);
   }
 
@@ -471,6 +506,10 @@ export class Engine implements RoomService {
     return { inRoom: true, role: me.role, agentId: me.agentId, partner, paused: room.paused, headless: room.headless };
   }
 
+  private side(m: MemberState, now: number): Side {
+    return { agentId: m.agentId, role: m.role, presence: this.presence(m, now), lastSeenMs: m.waiting ? 0 : now - m.lastSeen };
+  }
+
   /** Holding a wait; seen within one wait slice and a margin; asleep (token valid, not polling). */
   private presence(m: MemberState, now: number): Presence {
     if (m.waiting) return 'waiting';
@@ -497,7 +536,10 @@ export class Engine implements RoomService {
       const partner = r.members.find((m) => m !== me);
       const closes = r.creator === hash;
       r.members = r.members.filter((m) => m !== me && !(closes && m === partner));
-      return { me, partner, closes, empty: r.members.length === 0 };
+      // The leaver's watchers (and the partner's, when the room closes) see this last event, then nothing more.
+      const watch = r.watch;
+      if (watch) r.watch = watch.filter((g) => r.members.some((m) => m.hash === g.of));
+      return { me, partner, closes, empty: r.members.length === 0, watch };
     });
     await this.backend.tokens.setRoom(hash, null);
     if (!out) return;
@@ -505,15 +547,20 @@ export class Engine implements RoomService {
     // What the leaver had not read is dropped, and its senders are told.
     for (const item of await this.backend.inboxes.clear(hash)) await this.undelivered(item, 'room_closed');
     // Whoever leaves knows it already; only a wait it still holds (or an expiry) needs telling.
-    if (why === 'expired' || me.waiting) await this.push(hash, { kind: 'room_closed', why: why === 'left' ? 'you_left' : 'you_expired' }, FINAL_TTL_MS);
+    const mine = why === 'left' ? 'you_left' : 'you_expired';
+    if (why === 'expired' || me.waiting) await this.push(hash, { kind: 'room_closed', why: mine }, FINAL_TTL_MS);
+    // A watcher is told whose part ended (the agent itself knows it is "you").
+    await this.toWatchers(out.watch, [hash], event({ kind: 'room_closed', why: mine, agent: me.agentId }), FINAL_TTL_MS);
     if (partner) {
+      let told: RoomEvent;
       if (closes) {
         await this.backend.tokens.setRoom(partner.hash, null);
         // After the partner's pending messages: the last words of the leaver still arrive first.
-        await this.push(partner.hash, { kind: 'room_closed', why: why === 'left' ? 'closed' : 'expired', agent: me.agentId, creatorRole: me.role }, FINAL_TTL_MS);
+        told = await this.push(partner.hash, { kind: 'room_closed', why: why === 'left' ? 'closed' : 'expired', agent: me.agentId, creatorRole: me.role }, FINAL_TTL_MS);
       } else {
-        await this.push(partner.hash, { kind: 'partner_left', agent: me.agentId, why });
+        told = await this.push(partner.hash, { kind: 'partner_left', agent: me.agentId, why });
       }
+      await this.toWatchers(out.watch, [partner.hash], told, closes ? FINAL_TTL_MS : undefined);
     }
     if (out.empty) await this.closeRoom(roomId);
   }
@@ -522,6 +569,121 @@ export class Engine implements RoomService {
     await this.backend.rooms.delete(roomId);
     await this.backend.detectors.delete(roomId);
     this.metrics.roomsClosed.inc();
+  }
+
+  // ── watchers ────────────────────────────────────────────────────────────
+  //
+  // A watch link lets a participant's human follow the room live. Its one-time code and the
+  // watcher token it becomes are grants in the room's state (hashes, atomic with the room); a
+  // token row maps each hash to its room so it can be found. A watcher's feed is an inbox like
+  // any other (memory, bounded, expiring), woken through the bus: it works across brokers on a
+  // shared backend. Watchers never speak: every participant call refuses their token.
+
+  async watchLink(token: string | undefined): Promise<{ code: string; expiresInS: number }> {
+    this.refuseWhileDraining();
+    const { room, me } = await this.memberOf(token);
+    const code = `watch_${randomBytes(16).toString('hex')}`;
+    const hash = this.backend.hasher.hash(code);
+    const now = this.backend.clock.now();
+    const expiresAt = now + WATCH_CODE_TTL_S * 1000;
+    const added = await this.backend.rooms.update(room.id, (r) => {
+      const live = (r.watch ?? []).filter((g) => g.expiresAt > now);
+      if (live.length >= MAX_WATCH_GRANTS) return false;
+      r.watch = [...live, { hash, kind: 'code', of: me.hash, expiresAt }];
+      return true;
+    });
+    if (added === undefined) throw refuse('not_in_room');
+    if (!added) throw refuse('watch_limit');
+    await this.backend.tokens.add(hash, expiresAt);
+    await this.backend.tokens.setRoom(hash, room.id);
+    return { code, expiresInS: WATCH_CODE_TTL_S };
+  }
+
+  async redeemWatch(code: string): Promise<{ token: string; agentId: string }> {
+    this.refuseWhileDraining();
+    if (!WATCH_CODE_RE.test(code)) throw refuse('invalid_code');
+    const codeHash = this.backend.hasher.hash(code);
+    const now = this.backend.clock.now();
+    const row = await this.backend.tokens.get(codeHash);
+    if (!row || row.roomId === null || row.expiresAt <= now) throw refuse('invalid_code');
+    const token = `wat_${randomBytes(16).toString('hex')}`;
+    const hash = this.backend.hasher.hash(token);
+    const expiresAt = now + this.config.tokenTtlS * 1000;
+    // Burned inside the room's atomic update: of two openings at once, one wins.
+    const got = await this.backend.rooms.update(row.roomId, (r) => {
+      const i = (r.watch ?? []).findIndex((g) => g.kind === 'code' && g.hash === codeHash && g.expiresAt > now);
+      if (i < 0) return undefined;
+      const [grant] = r.watch!.splice(i, 1);
+      const agent = r.members.find((m) => m.hash === grant.of);
+      if (!agent) return undefined;
+      r.watch!.push({ hash, kind: 'watcher', of: grant.of, expiresAt });
+      return { agentId: agent.agentId, partner: r.members.find((m) => m !== agent)?.hash };
+    });
+    await this.backend.tokens.delete(codeHash);
+    if (!got) throw refuse('invalid_code');
+    await this.backend.tokens.add(hash, expiresAt);
+    await this.backend.tokens.setRoom(hash, row.roomId);
+    if (got.partner) await this.push(got.partner, { kind: 'watcher_joined', agent: got.agentId });
+    return { token, agentId: got.agentId };
+  }
+
+  private async watcherOf(token: string | undefined) {
+    if (!Engine.isWatchToken(token)) throw refuse('unauthorized');
+    const hash = this.backend.hasher.hash(token);
+    const row = await this.backend.tokens.get(hash);
+    if (!row || row.expiresAt <= this.backend.clock.now()) throw refuse('unauthorized');
+    const room = row.roomId === null ? undefined : await this.backend.rooms.get(row.roomId);
+    const grant = room?.watch?.find((g) => g.hash === hash && g.kind === 'watcher');
+    const agent = grant && room?.members.find((m) => m.hash === grant.of);
+    if (!room || !agent) throw refuse('not_in_room');
+    return { room, agent, hash };
+  }
+
+  async watchNext(token: string | undefined, opts: NextOptions): Promise<Lease | null> {
+    const hash = Engine.isWatchToken(token) ? this.backend.hasher.hash(token) : undefined;
+    // What was fanned out before the room closed is still handed out, as for a member.
+    const head = hash && (await this.head(hash, opts.ack));
+    if (head) return this.leaseOf(hash, head, opts.acking ?? false);
+    const { room } = await this.watcherOf(token);
+    return this.hold(hash!, room.id, opts, false);
+  }
+
+  async watchStatus(token: string | undefined): Promise<WatchStatus> {
+    const { room, agent } = await this.watcherOf(token);
+    const now = this.backend.clock.now();
+    const partner = room.members.find((m) => m !== agent);
+    return { agent: this.side(agent, now), partner: partner ? this.side(partner, now) : null, paused: room.paused, headless: room.headless };
+  }
+
+  async watchResume(token: string | undefined): Promise<void> {
+    const { room, agent } = await this.watcherOf(token);
+    await this.resumeRoom(room.id, agent.agentId);
+  }
+
+  async watchEnd(token: string | undefined): Promise<void> {
+    const { room, agent } = await this.watcherOf(token);
+    await this.depart(room.id, agent.hash, 'left');
+  }
+
+  /** Live watcher grants on any of `owners`. */
+  private watchersOf(grants: WatchGrant[] | undefined, owners: string[]): WatchGrant[] {
+    if (!grants?.length) return [];
+    const now = this.backend.clock.now();
+    return grants.filter((g) => g.kind === 'watcher' && g.expiresAt > now && owners.includes(g.of));
+  }
+
+  /**
+   * Copies an event into the feeds of those watching `owners`. A feed is capped as an inbox is:
+   * a watcher who stops reading misses events; the participants never wait for a watcher.
+   */
+  private async toWatchers(grants: WatchGrant[] | undefined, owners: string[], e: RoomEvent, ttlMs?: number): Promise<void> {
+    for (const g of this.watchersOf(grants, owners)) {
+      const size = await this.backend.inboxes.size(g.hash);
+      const bytes = e.kind === 'message' ? storedBytes(e.text) : 256;
+      if (size.count >= this.config.queueMaxMessages || size.bytes + bytes > this.config.queueMaxBytes) continue;
+      await this.backend.inboxes.push(g.hash, { event: e, bytes, expiresAt: this.expiry(ttlMs) });
+      this.backend.bus.wake(g.hash);
+    }
   }
 
   // ── delivery ────────────────────────────────────────────────────────────
@@ -572,11 +734,11 @@ export class Engine implements RoomService {
         if (r.members.length !== 1) return undefined;
         const [m] = r.members;
         r.members = [];
-        return m.hash;
+        return { hash: m.hash, watch: r.watch };
       });
       if (!alone) continue;
-      await this.backend.tokens.setRoom(alone, null);
-      await this.push(alone, { kind: 'room_closed', why: 'code_expired' }, FINAL_TTL_MS);
+      await this.backend.tokens.setRoom(alone.hash, null);
+      await this.toWatchers(alone.watch, [alone.hash], await this.push(alone.hash, { kind: 'room_closed', why: 'code_expired' }, FINAL_TTL_MS), FINAL_TTL_MS);
       await this.closeRoom(roomId);
     }
   }

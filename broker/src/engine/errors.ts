@@ -21,6 +21,8 @@ export const REFUSALS = {
   too_many_rooms: 'Too many open rooms from your address: leave one first',
   too_many_tokens: 'Too many live tokens from your address: keep using one you have (unused ones expire)',
   not_paused: 'Room is not paused by a loop alarm',
+  watch_only: 'A watch link only watches: it cannot send, wait or act as the agent',
+  watch_limit: 'Too many watch links open for this room: at most 8 at once',
   draining: 'Broker is draining for a restart; try again shortly',
   state_unavailable: "The broker's shared state is unreachable right now; try again shortly",
   wait_pending: 'Wait already pending',

@@ -20,6 +20,8 @@ export type RoomEventBody =
   | { kind: 'loop_alarm'; severed: boolean; reason: string }
   | { kind: 'resumed'; agent: AgentId }
   | { kind: 'rule_changed'; agent: AgentId; headless: boolean }
+  /** A human opened a watch link for `agent` and now watches the room live (read-only). */
+  | { kind: 'watcher_joined'; agent: AgentId }
   | { kind: 'undelivered'; to: AgentId; messageId: string; afterS: number; why: 'expired' | 'room_closed' }
   /** `unread`: messages this participant sent that a restart loses (sessions that do not survive). */
   | { kind: 'broker_restarting'; sessionsSurvive: boolean; unread?: number };

@@ -34,6 +34,23 @@ export interface Status {
   headless: boolean | null;
 }
 
+/** One side of a room, as a watcher sees it. */
+export interface Side {
+  agentId: string;
+  role: Role;
+  presence: Presence;
+  /** 0 while it holds a wait. */
+  lastSeenMs: number;
+}
+
+/** What a watcher sees: the watched agent, its partner, the pause. */
+export interface WatchStatus {
+  agent: Side;
+  partner: Side | null;
+  paused: null | 'standby' | 'loop';
+  headless: boolean;
+}
+
 /** What became of a sent message, as far as the broker knows. */
 export type MessageFate = 'queued' | 'delivered' | 'acknowledged' | 'expired' | 'dropped';
 
@@ -90,6 +107,17 @@ export interface RoomService {
   fate(token: string | undefined, messageId: string): Promise<MessageFate>;
   resume(token: string | undefined): Promise<void>;
   leave(token: string | undefined): Promise<void>;
+  /** A one-time watch link code for this participant's human (burned on first use). */
+  watchLink(token: string | undefined): Promise<{ code: string; expiresInS: number }>;
+  /** Burns a watch code for a watcher token: it reads the room, never speaks in it. The partner is told. */
+  redeemWatch(code: string): Promise<{ token: string; agentId: string }>;
+  /** The watcher's feed: both directions and the room's notices, as `next` hands them out. */
+  watchNext(watchToken: string | undefined, opts: NextOptions): Promise<Lease | null>;
+  watchStatus(watchToken: string | undefined): Promise<WatchStatus>;
+  /** The human's word after a loop pause, on the watched agent's behalf. */
+  watchResume(watchToken: string | undefined): Promise<void>;
+  /** Ends the watched agent's part in the session (as its leaving would). */
+  watchEnd(watchToken: string | undefined): Promise<void>;
   /** A stable key for per-token rate limits (a keyed hash, never the token). */
   rateKey(token: string): string;
   /** SIGTERM: refuse new work, answer held waits with the restart event. */

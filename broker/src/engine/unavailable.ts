@@ -7,7 +7,7 @@ import type { StateBackend } from '../backend/ports.js';
 import { ParleyError, refuse } from './errors.js';
 import type { RoomService } from './service.js';
 
-const CALLS = ['register', 'setup', 'open', 'join', 'registerAndJoin', 'setHeadless', 'send', 'next', 'status', 'fate', 'resume', 'leave'] as const;
+const CALLS = ['register', 'setup', 'open', 'join', 'registerAndJoin', 'setHeadless', 'send', 'next', 'status', 'fate', 'resume', 'leave', 'watchLink', 'redeemWatch', 'watchNext', 'watchStatus', 'watchResume', 'watchEnd'] as const;
 
 export function refusingWhenUnavailable(rooms: RoomService, backend: StateBackend): RoomService {
   const guarded = Object.create(rooms) as RoomService;

@@ -10,7 +10,8 @@ import type { Door, DoorContext } from '../doors.js';
 import { Engine } from '../engine/engine.js';
 import { refuse } from '../engine/errors.js';
 import { connectedText, rulesText } from '../framing.js';
-import type { Joined } from '../engine/service.js';
+import { publicBase } from '../a2a/door.js';
+import type { Joined, Side } from '../engine/service.js';
 import { bodyText, sendHandler } from './send.js';
 import { errorReply, jsonText } from './status.js';
 
@@ -95,6 +96,32 @@ export function apiDoor(ctx: DoorContext): Door {
   });
   r.post('/leave', control, async (c) => {
     await rooms.leave(token(c));
+    c.body = { ok: true };
+  });
+
+  // Watch links (README "Watch link"): an agent asks for one for its human; the console redeems
+  // the code from the link's fragment, which never reaches a server, a log or a Referer.
+  r.post('/watch', control, async (c) => {
+    const { code, expiresInS } = await rooms.watchLink(token(c));
+    c.body = { url: `${publicBase(ctx, c.req)}/console/#watch=${code}`, expires_in_s: expiresInS };
+  });
+  r.post('/watch/redeem', anon, async (c) => {
+    const { code } = await jsonObject(c);
+    if (typeof code !== 'string') throw refuse('bad_body', 'Body must be JSON {"code": "watch_…"}');
+    const w = await rooms.redeemWatch(code);
+    c.body = { token: w.token, agent: w.agentId };
+  });
+  r.get('/watch/status', limit('ping', byToken), async (c) => {
+    const s = await rooms.watchStatus(token(c));
+    const side = (x: Side | null) => x && { agent_id: x.agentId, role: x.role, presence: x.presence, last_seen_ms: x.lastSeenMs };
+    c.body = { agent: side(s.agent), partner: side(s.partner), paused: s.paused, headless: s.headless };
+  });
+  r.post('/watch/resume', control, async (c) => {
+    await rooms.watchResume(token(c));
+    c.body = { ok: true };
+  });
+  r.post('/watch/end', control, async (c) => {
+    await rooms.watchEnd(token(c));
     c.body = { ok: true };
   });
 

@@ -31,6 +31,7 @@ export function sendHandler(ctx: DoorContext): (req: IncomingMessage, res: Serve
       if (req.headers.authorization) await limits.checkAuth(() => ctx.bucket(req));
       await limits.check('send', () => (token ? rooms.rateKey(token) : ctx.bucket(req)));
       // A malformed token is refused before its body is read; a well-formed one is checked by the engine.
+      if (Engine.isWatchToken(token)) throw refuse('watch_only');
       if (!Engine.wellFormed(token)) throw refuse('unauthorized');
       const key = header(req, 'idempotency-key') || undefined;
       if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) throw refuse('bad_idempotency_key');

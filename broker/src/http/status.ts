@@ -23,6 +23,8 @@ export const HTTP_STATUS: Record<RefusalCode, number> = {
   too_many_rooms: 429,
   too_many_tokens: 429,
   not_paused: 409,
+  watch_only: 403,
+  watch_limit: 403,
   draining: 503,
   state_unavailable: 503,
   wait_pending: 409,

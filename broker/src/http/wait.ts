@@ -1,5 +1,5 @@
 /**
- * GET /wait, the long-poll, as a door of its own on plain node:http rather than Koa. Thousands of
+ * GET /wait, the long-poll (and GET /watch/wait, a watcher's), as a door of its own on plain node:http rather than Koa. Thousands of
  * idle rooms each hold two of these for up to WAIT_TIMEOUT_S; Koa keeps a context, its wrappers
  * and a finish listener alive per request, which doubled the memory of an idle room.
  *
@@ -17,7 +17,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Door, DoorContext } from '../doors.js';
 import { refuse } from '../engine/errors.js';
-import type { Cancellation, Lease } from '../engine/service.js';
+import type { Cancellation, Lease, NextOptions } from '../engine/service.js';
 import { HTTP_WORDS, renderEvent, timeoutText } from '../framing.js';
 import { bearer } from './api.js';
 import { errorReply, jsonText, writeReply } from './status.js';
@@ -27,12 +27,24 @@ const TEXT_TYPE = 'text/plain; charset=utf-8';
 const JSON_TYPE = 'application/json; charset=utf-8';
 
 export function waitDoor(ctx: DoorContext): Door {
+  const participant = longPoll(ctx, '/wait', (token, opts) => ctx.rooms.next(token, opts));
+  // A watcher's feed (watch links): the same long-poll over its own queue.
+  const watcher = longPoll(ctx, '/watch/wait', (token, opts) => ctx.rooms.watchNext(token, opts));
+  return {
+    name: 'http-wait',
+    claims: (path) => path === '/wait' || path === '/watch/wait',
+    handle: (req, res) => ((req.url ?? '').startsWith('/watch/') ? watcher : participant)(req, res),
+  };
+}
+
+/** One long-poll route over `next` (GET /wait for participants, GET /watch/wait for watchers). */
+export function longPoll(ctx: DoorContext, route: string, next: (token: string | undefined, opts: NextOptions) => Promise<Lease | null>) {
   const { rooms, config, metrics, log, limits } = ctx;
 
   const reply = (res: ServerResponse, status: number, type: string, body: string, headers: Record<string, string> = {}) => {
     writeReply(res, status, type, body, { draining: rooms.draining, headers });
-    metrics.response('/wait', status);
-    log.debug({ method: 'GET', route: '/wait', status }, 'request');
+    metrics.response(route, status);
+    log.debug({ method: 'GET', route, status }, 'request');
   };
 
   const refuseWith = async (req: IncomingMessage, res: ServerResponse, e: unknown, headers: Record<string, string> = {}) => {
@@ -42,7 +54,7 @@ export function waitDoor(ctx: DoorContext): Door {
     reply(res, r.status, JSON_TYPE, jsonText(r.body), headers);
   };
 
-  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+  return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     try {
       // HEAD would take an event off the queue and never send it.
       if (req.method !== 'GET') return await refuseWith(req, res, refuse('method_not_allowed'), { allow: 'GET' });
@@ -57,7 +69,7 @@ export function waitDoor(ctx: DoorContext): Door {
       // A client that goes away while waiting leaves no waiter behind.
       const gone = new ClientGone();
       res.once('close', gone.abort);
-      const lease = await rooms.next(token, { timeoutMs: seconds * 1000, signal: gone, ack: ackParam || undefined, acking });
+      const lease = await next(token, { timeoutMs: seconds * 1000, signal: gone, ack: ackParam || undefined, acking });
       res.off('close', gone.abort);
       if (res.destroyed) return lease?.settle(false);
       const asJson = /\bapplication\/json\b/.test(req.headers.accept ?? '');
@@ -72,8 +84,6 @@ export function waitDoor(ctx: DoorContext): Door {
       if (!res.headersSent && !res.destroyed) await refuseWith(req, res, e);
     }
   };
-
-  return { name: 'http-wait', claims: (path) => path === '/wait', handle };
 }
 
 /** Cancels a held wait when its connection closes; an AbortController per wait costs an EventTarget. */
