@@ -16,12 +16,26 @@ type Pause = 'standby' | 'loop' | null;
 
 interface Session {
   token: string;
-  /** What the person did: started (invite), set up a listener, or joined with a code. */
-  how: 'started' | 'listener' | 'joined';
+  /** What the person did: started (invite), set up a listener, joined with a code, or opened a watch link. */
+  how: 'started' | 'listener' | 'joined' | 'watching';
+  /** Watching: the agent whose room this is (whose human the link was for). */
+  agent?: string;
   code?: string;
   /** The last event id received; the next wait acknowledges it. */
   ack: string;
   partner?: string;
+}
+
+interface Side {
+  agent_id: string;
+  presence: 'waiting' | 'recent' | 'asleep' | 'gone';
+  last_seen_ms: number;
+}
+
+interface WatchStatus {
+  agent: Side;
+  partner: Side | null;
+  paused: Pause;
 }
 
 interface Ping {
@@ -52,7 +66,16 @@ const ui = {
   sendError: el('send-error'),
   ended: el('ended'),
   endedText: el('ended-text'),
+  watchBar: el('watch-bar'),
+  watchAgent: el('watch-agent'),
 };
+
+/** A watcher reads the room through its own routes; a participant through the agent API. */
+const ROUTES = {
+  takePart: { wait: '/wait', status: '/ping', resume: '/resume', leave: '/leave' },
+  watch: { wait: '/watch/wait', status: '/watch/status', resume: '/watch/resume', leave: '/watch/end' },
+};
+const routes = (s: Session) => (s.how === 'watching' ? ROUTES.watch : ROUTES.takePart);
 
 let session: Session | null = null;
 /** Bumped whenever a session starts or ends, so an old loop notices it is stale. */
@@ -134,7 +157,10 @@ function setPause(p: Pause): void {
   ui.pauseActions.hidden = p !== 'loop';
   if (p === 'standby') {
     ui.pauseH.textContent = 'Paused: both sides are on standby';
-    ui.pauseText.textContent = 'Nobody owes a reply. Send a message to wake the room, or leave if the work is done.';
+    ui.pauseText.textContent =
+      session?.how === 'watching'
+        ? 'Nobody owes a reply. A new message from either side wakes the room.'
+        : 'Nobody owes a reply. Send a message to wake the room, or leave if the work is done.';
   } else if (p === 'loop') {
     ui.pauseH.textContent = 'Paused: this looks like a loop';
     ui.pauseText.textContent =
@@ -159,6 +185,26 @@ function showPresence(p: Ping): void {
   if (p.paused !== pause) setPause(p.paused);
 }
 
+/** A watcher's view of both sides: connected, holding a wait, last seen. */
+function showWatchPresence(st: WatchStatus): void {
+  const line = (x: Side, who: string) => {
+    const span = document.createElement('span');
+    const s = Math.round(x.last_seen_ms / 1000);
+    const ago = s < 90 ? `${s} s` : `${Math.round(s / 60)} min`;
+    span.textContent =
+      x.presence === 'waiting'
+        ? `${who} is connected and holding a wait.`
+        : x.presence === 'recent'
+          ? `${who} is connected; last seen ${ago} ago.`
+          : `${who} has not checked in for ${ago}.`;
+    return span;
+  };
+  const partner = st.partner ? line(st.partner, `Partner ${st.partner.agent_id}`) : document.createElement('span');
+  if (!st.partner) partner.textContent = 'No partner in the room yet.';
+  ui.presence.replaceChildren(line(st.agent, `${st.agent.agent_id} (your agent)`), partner);
+  if (st.paused !== pause) setPause(st.paused);
+}
+
 // ── entering and leaving a room ──
 
 function enterRoom(s: Session, note?: string): void {
@@ -168,7 +214,10 @@ function enterRoom(s: Session, note?: string): void {
   seen.clear();
   ui.transcript.replaceChildren();
   ui.ended.hidden = true;
-  ui.composer.hidden = false;
+  const watching = s.how === 'watching';
+  ui.composer.hidden = watching;
+  ui.watchBar.hidden = !watching;
+  ui.watchAgent.textContent = s.agent ?? '';
   setError(ui.sendError, '');
   ui.presence.textContent = '';
   setPause(null);
@@ -185,7 +234,7 @@ function enterRoom(s: Session, note?: string): void {
   if (note) addNotice(note);
   void waitLoop(gen);
   void pingLoop(gen);
-  (s.code ? ui.copy : ui.message).focus();
+  (s.code ? ui.copy : watching ? ui.transcript : ui.message).focus();
 }
 
 function endSession(text: string): void {
@@ -196,6 +245,7 @@ function endSession(text: string): void {
   setPause(null);
   ui.codeBox.hidden = true;
   ui.composer.hidden = true;
+  ui.watchBar.hidden = true;
   ui.presence.textContent = '';
   ui.endedText.textContent = text;
   ui.ended.hidden = false;
@@ -220,6 +270,17 @@ async function join(code: string): Promise<void> {
   } catch (e) {
     const code = e instanceof ApiError ? e.code : 'network';
     showStart(code === 'invalid_code' ? 'That code is unknown, already used or expired. Ask your partner for a new one.' : problem(e), code);
+  }
+}
+
+/** Burns a watch link's code (from the page's fragment) for a watcher token kept in this tab. */
+async function watch(code: string): Promise<void> {
+  try {
+    const r = await callJson<{ token: string; agent: string }>('POST', '/watch/redeem', { json: { code } });
+    enterRoom({ token: r.token, how: 'watching', agent: r.agent, ack: '' }, `You are watching ${r.agent}'s session live. The link is used up; this tab keeps watching until you close it.`);
+  } catch (e) {
+    const code = e instanceof ApiError ? e.code : 'network';
+    showStart(code === 'invalid_code' ? 'This watch link was already used or has expired. Ask your agent for a new one.' : problem(e), code);
   }
 }
 
@@ -249,7 +310,7 @@ async function waitLoop(gen: number): Promise<void> {
     const s = session;
     waitAbort = new AbortController();
     try {
-      const res = await call('GET', `/wait?timeout=${WAIT_S}&ack=${encodeURIComponent(s.ack)}`, { token: s.token, signal: waitAbort.signal, headers: { accept: 'application/json' } });
+      const res = await call('GET', `${routes(s).wait}?timeout=${WAIT_S}&ack=${encodeURIComponent(s.ack)}`, { token: s.token, signal: waitAbort.signal, headers: { accept: 'application/json' } });
       const wire = (await res.json()) as WireEvent;
       if (gen !== generation) return;
       if (dropped) {
@@ -257,7 +318,7 @@ async function waitLoop(gen: number): Promise<void> {
         dropped = false;
       }
       backoffS = 0;
-      const ev = readEvent(wire);
+      const ev = readEvent(wire, s.how === 'watching' ? s.agent : undefined);
       if (ev.kind === 'timeout') continue;
       s.ack = ev.id;
       save();
@@ -296,8 +357,10 @@ async function waitLoop(gen: number): Promise<void> {
 /** Shows one event; true when it ended the session. */
 function handle(ev: Exclude<Incoming, { kind: 'timeout' }>): boolean {
   if (ev.kind === 'message') {
-    if (session && !session.partner) session.partner = ev.from;
-    addItem(`them ${ev.signal.toLowerCase()}`, 'message', `${ev.from} · ${ev.signal === 'OVER' ? 'over' : 'standby'}`, ev.text);
+    // A watcher sees both sides: the watched agent's messages where a participant sees its own.
+    const mine = session?.how === 'watching' && ev.from === session.agent;
+    if (session && !session.partner && !mine) session.partner = ev.from;
+    addItem(`${mine ? 'me' : 'them'} ${ev.signal.toLowerCase()}`, 'message', `${ev.from}${mine ? ' (your agent)' : ''} · ${ev.signal === 'OVER' ? 'over' : 'standby'}`, ev.text);
     if (pause === 'standby') setPause(null);
     return false;
   }
@@ -321,6 +384,11 @@ async function refreshPresence(): Promise<void> {
   const s = session;
   if (!s) return;
   try {
+    if (s.how === 'watching') {
+      const st = await callJson<WatchStatus>('GET', routes(s).status, { token: s.token });
+      if (s === session) showWatchPresence(st);
+      return;
+    }
     const p = await callJson<Ping>('GET', '/ping', { token: s.token });
     if (s === session) showPresence(p);
   } catch {
@@ -385,7 +453,7 @@ async function resume(): Promise<void> {
   const s = session;
   if (!s) return;
   try {
-    await call('POST', '/resume', { token: s.token });
+    await call('POST', routes(s).resume, { token: s.token });
     setPause(null);
     ui.message.focus();
   } catch (e) {
@@ -398,11 +466,17 @@ async function leave(): Promise<void> {
   const s = session;
   if (!s) return;
   try {
-    await call('POST', '/leave', { token: s.token });
+    await call('POST', routes(s).leave, { token: s.token });
   } catch {
     // Leaving is best effort: the token expires on its own, and this tab forgets it now.
   }
-  endSession(s.how === 'joined' ? 'You left the session.' : 'You ended the session. Your partner was told.');
+  endSession(
+    s.how === 'watching'
+      ? `You ended the session for ${s.agent}: it left the room, and its partner was told.`
+      : s.how === 'joined'
+        ? 'You left the session.'
+        : 'You ended the session. Your partner was told.',
+  );
 }
 
 // ── wiring ──
@@ -441,12 +515,18 @@ window.addEventListener('offline', () => waitAbort?.abort());
 el('resume-btn').addEventListener('click', () => void resume());
 el('end-btn-pause').addEventListener('click', () => void leave());
 el('leave-btn').addEventListener('click', () => void leave());
+el('stop-watch-btn').addEventListener('click', () => endSession('You stopped watching. The session goes on; ask your agent for a new link to watch again.'));
 el('again-btn').addEventListener('click', () => {
   ui.ended.hidden = true;
   showStart();
   el('start-btn').focus();
 });
 
+// A watch link: the code is in the fragment, which the browser never sends; it is taken out of
+// the address bar and history at once, then burned for a watcher token.
+const link = /^#watch=([A-Za-z0-9_]{1,100})$/.exec(location.hash);
+if (location.hash) history.replaceState(null, '', location.pathname + location.search);
 const resumed = restore();
-if (resumed) enterRoom(resumed, 'Reconnected to your session. Messages from before the reload are not kept in this tab.');
+if (link) void watch(link[1]);
+else if (resumed) enterRoom(resumed, resumed.how === 'watching' ? 'Watching again. Messages from before the reload are not kept in this tab.' : 'Reconnected to your session. Messages from before the reload are not kept in this tab.');
 else showStart();

@@ -38,7 +38,8 @@ export type Incoming =
     }
   | { kind: 'timeout' };
 
-export function readEvent(e: WireEvent): Incoming {
+/** `watched`: the agent a watcher follows (its own room_closed names it instead of "you"). */
+export function readEvent(e: WireEvent, watched?: string): Incoming {
   if (e.kind === 'timeout') return { kind: 'timeout' };
   if (e.kind === 'message') return { kind: 'message', id: e.id, from: e.from ?? 'Your partner', signal: e.signal === 'STANDBY' ? 'STANDBY' : 'OVER', text: e.text ?? '' };
   const who = e.agent ?? 'Your partner';
@@ -49,7 +50,7 @@ export function readEvent(e: WireEvent): Incoming {
     case 'partner_left':
       return notice(e.why === 'expired' ? `${who}'s session expired. You are alone in the room.` : `${who} left. You are alone in the room.`);
     case 'room_closed':
-      return notice(closedText(e), { final: true });
+      return notice(watched && (e.why === 'you_left' || e.why === 'you_expired') ? watchedClosedText(e, watched) : closedText(e), { final: true });
     case 'standby_pause':
       return notice('Both sides are on standby, so the room is paused. A new message from either side wakes it.', { pause: 'standby' });
     case 'loop_alarm': {
@@ -62,6 +63,8 @@ export function readEvent(e: WireEvent): Incoming {
       return notice(`${who} resumed the session. A second loop ends it.`, { pause: null });
     case 'rule_changed':
       return notice(e.headless ? `${who} made the room headless: the agents go on without waiting for a person.` : `${who} turned headless off: a person is in the loop.`);
+    case 'watcher_joined':
+      return notice(`A person is now watching this session live from ${who}'s side. They cannot send; only ${who} speaks for that side.`);
     case 'undelivered':
       return notice(e.why === 'room_closed' ? 'A message you sent was dropped unread: your partner left the room.' : 'A message you sent was not collected in time and was dropped.');
     case 'broker_restarting': {
@@ -71,6 +74,10 @@ export function readEvent(e: WireEvent): Incoming {
     default:
       return notice(`The broker sent an event this page does not know (${e.kind}).`);
   }
+}
+
+function watchedClosedText(e: WireEvent, watched: string): string {
+  return e.why === 'you_left' ? `${watched} left the room, so there is nothing more to watch.` : `${watched}'s session expired, so there is nothing more to watch.`;
 }
 
 function closedText(e: WireEvent): string {

@@ -37,7 +37,7 @@ export interface Opened {
   errors: string[];
 }
 
-export async function openConsole(browser: Browser, base: string, options: BrowserContextOptions = {}): Promise<Opened> {
+export async function openConsole(browser: Browser, base: string, options: BrowserContextOptions = {}, path = '/console'): Promise<Opened> {
   const context = await browser.newContext({ viewport: { width: 1000, height: 760 }, ...options });
   const page = await context.newPage();
   const dialogs: string[] = [];
@@ -47,7 +47,7 @@ export async function openConsole(browser: Browser, base: string, options: Brows
     void d.dismiss();
   });
   page.on('pageerror', (e) => errors.push(e.message));
-  await page.goto(`${base}/console`);
+  await page.goto(`${base}${path}`);
   return { page, dialogs, errors };
 }
 
