@@ -159,6 +159,23 @@ describe('codes', () => {
   });
 });
 
+describe('watch link', () => {
+  it('watch.sh prints a one-time link for the human; the partner hears of it as a NOTICE', async () => {
+    const { url } = await liveBroker();
+    const { host, joiner } = await pair(url);
+    const r = await host.run('watch.sh');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^WATCH_URL: http:\/\/\S+\/console\/#watch=watch_[0-9a-f]{32}\nEXPIRES_IN_S: 900\nNEXT: give the link to your own human only/);
+    expect(r.out + r.err).not.toMatch(/tok_/);
+    const code = /#watch=(watch_[0-9a-f]{32})/.exec(r.out)![1];
+    const redeemed = await fetch(`${url}/watch/redeem`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ code }) });
+    expect(redeemed.status).toBe(200);
+    const told = await joiner.run('wait.sh', ['--slice', '2']);
+    expect([told.code, told.first]).toEqual([0, 'NOTICE']);
+    expect(told.out).toMatch(/^NOTICE\nMESSAGE_RECEIVED\n\[SYSTEM\]: A human is now watching this session live through Agent-[0-9a-f]{4}'s watch link\./);
+  });
+});
+
 describe('stopping points', () => {
   it('reports the STANDBY pause', async () => {
     const { url } = await liveBroker();
