@@ -1,6 +1,7 @@
 /** Watch links over HTTP: a participant's human follows the room read-only, and gives the word after a loop pause. */
 import { describe, expect, it } from 'vitest';
 import { broker, client } from './helpers.js';
+import { mcpHostAndCurlJoiner, nextEvent } from './mcp-helpers.js';
 import { THANKS } from './polite.js';
 
 type Api = ReturnType<typeof client>;
@@ -134,6 +135,25 @@ describe('watch link', () => {
     const told: string[] = [];
     for (let r = await api.wait(host, 1); r.headers.get('parley-event') !== 'timeout'; r = await api.wait(host, 1)) told.push(r.headers.get('parley-event')!);
     expect(told).toContain('partner_left');
+  });
+
+  it('an MCP agent gets its link from parley_status {watch_link: true}; its curl partner is told', async () => {
+    const b = await broker();
+    const { api, mcp, joiner } = await mcpHostAndCurlJoiner(b.url);
+    const r = await mcp.call('parley_status', { watch_link: true });
+    expect(r.isError).toBeFalsy();
+    const url: string = r.structuredContent.watch_url;
+    expect(url).toMatch(new RegExp(`^${b.url}/console/#watch=watch_[0-9a-f]{32}$`));
+    expect(mcp.text(r)).toContain(`Watch link for your own human (works once, never for the partner): ${url}`);
+    expect((await mcp.call('parley_status')).structuredContent.watch_url).toBeUndefined();
+    const w = await redeem(api, url.split('#watch=')[1]);
+    expect(w.status).toBe(200);
+    expect((await api.wait(joiner, 2)).headers.get('parley-event')).toBe('watcher_joined');
+    // The MCP agent's own messages reach its watcher.
+    await mcp.call('parley_send', { text: 'Report attached.', signal: 'STANDBY' });
+    expect((await feed(api, w.json.token)).map((e) => [e.kind, e.text])).toEqual([['message', 'Report attached.']]);
+    await api.send(joiner, 'Thanks, closing. [STANDBY]');
+    expect((await nextEvent(mcp)).kind).toBe('message');
   });
 
   it('bad inputs: no token, a malformed or unknown code, a non-participant token: clear 4xx, nothing changes', async () => {

@@ -13,6 +13,7 @@ import { ParleyError, REFUSALS, refuse } from '../engine/errors.js';
 import type { LimitName } from '../limits.js';
 import { parseSignal } from '../framing.js';
 import { settleOnFlush } from '../http/wait.js';
+import { publicBase } from '../a2a/door.js';
 import type { SessionIdentities } from './identities.js';
 import { eventResult, nothingYet, result, type ToolOut, type WaitOut } from './render.js';
 
@@ -222,12 +223,13 @@ export function mcpServer(ctx: DoorContext, session: SessionRef, identities: Ses
   server.registerTool(
     'parley_status',
     {
-      description: 'Check your room: are you in one, is your partner there and listening, is the room paused.',
-      inputSchema: {},
-      outputSchema: { in_room: z.boolean(), agent_id: z.string().optional(), role: z.enum(['host', 'joiner']).optional(), partner: partnerOut, paused, headless: z.boolean().optional() },
-      annotations: { readOnlyHint: true, destructiveHint: false },
+      // The watch link rides on this tool: the tool budget (7 tools, about 1,500 tokens) has no room for an eighth.
+      description: 'Room, partner, pause. watch_link: a one-time watch link for your own human.',
+      inputSchema: { watch_link: z.boolean().optional() },
+      outputSchema: { in_room: z.boolean(), agent_id: z.string().optional(), role: z.enum(['host', 'joiner']).optional(), partner: partnerOut, paused, headless: z.boolean().optional(), watch_url: z.string().optional() },
+      annotations: { readOnlyHint: false, destructiveHint: false },
     },
-    tool(async () => {
+    tool(async ({ watch_link }: { watch_link?: boolean }, extra) => {
       const t = await token();
       if (t) await limit('ping', t);
       const s = t ? await rooms.status(t).catch(() => null) : null;
@@ -237,7 +239,11 @@ export function mcpServer(ctx: DoorContext, session: SessionRef, identities: Ses
       const text = !out.in_room
         ? 'Not in a room.'
         : `In a room as ${out.agent_id} (${out.role}). Partner: ${out.partner ? `${out.partner.agent_id}, ${out.partner.presence}` : 'none'}. Paused: ${out.paused ?? 'no'}.`;
-      return result(out, text);
+      if (!watch_link || !t) return result(out, text);
+      const { code } = await rooms.watchLink(t);
+      const req = session.responseOf(extra.requestId)?.req;
+      const watch_url = `${req ? publicBase(ctx, req) : config.publicUrl}/console/#watch=${code}`;
+      return result({ ...out, watch_url }, `${text}\nWatch link for your own human (works once, never for the partner): ${watch_url}`);
     }),
   );
 
