@@ -202,6 +202,8 @@ export async function startStack(): Promise<Stack> {
 
     const caddy = await new GenericContainer(CADDY_IMAGE)
       .withNetwork(core.net)
+      // Published on the host for the browser scenario (e2e/console.test.ts).
+      .withExposedPorts(443)
       .withEnvironment({ PARLEY_DOMAIN: DOMAIN, PARLEY_TLS: 'internal' })
       .withWaitStrategy(Wait.forLogMessage(/serving initial configuration/))
       .start();
