@@ -2,33 +2,14 @@
  * Several brokers on one Redis: privacy of what Redis holds, sessions that survive the loss of a
  * broker, and a Redis restart that brokers report and recover from on their own.
  */
-import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { broker, client, eventually, messageLines } from './helpers.js';
-import { SECRET, testRedis } from './redis-server.js';
+import { redisText, SECRET, testRedis } from './redis-server.js';
 
 const redis = await testRedis();
 const env = { STATE_URL: redis.url, PARLEY_SECRET: SECRET };
 
-/** Every key and value in Redis, as text. */
-async function dump(): Promise<string> {
-  const r = new Redis(redis.url);
-  try {
-    const parts: string[] = [];
-    for (const key of await r.keys('*')) {
-      parts.push(key);
-      const type = await r.type(key);
-      if (type === 'string') parts.push((await r.get(key)) ?? '');
-      else if (type === 'hash') parts.push(JSON.stringify(await r.hgetall(key)));
-      else if (type === 'list') parts.push(...(await r.lrange(key, 0, -1)));
-      else if (type === 'zset') parts.push(...(await r.zrange(key, 0, -1)));
-      else if (type === 'set') parts.push(...(await r.smembers(key)));
-    }
-    return parts.join('\n');
-  } finally {
-    r.disconnect();
-  }
-}
+const dump = () => redisText(redis.url);
 
 describe('Redis backend', () => {
   it('holds no token or code in clear, and no message text once it is acknowledged or the session ends', async () => {

@@ -5,6 +5,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { Redis } from 'ioredis';
 import { afterAll } from 'vitest';
 
 export interface TestRedis {
@@ -64,3 +65,23 @@ export async function testRedis(): Promise<TestRedis> {
 }
 
 export const SECRET = 'test-secret-of-at-least-thirty-two-characters';
+
+/** Every key and value in Redis, as text (to show what it holds, and what it never holds). */
+export async function redisText(url: string): Promise<string> {
+  const r = new Redis(url);
+  try {
+    const parts: string[] = [];
+    for (const key of await r.keys('*')) {
+      parts.push(key);
+      const type = await r.type(key);
+      if (type === 'string') parts.push((await r.get(key)) ?? '');
+      else if (type === 'hash') parts.push(JSON.stringify(await r.hgetall(key)));
+      else if (type === 'list') parts.push(...(await r.lrange(key, 0, -1)));
+      else if (type === 'zset') parts.push(...(await r.zrange(key, 0, -1)));
+      else if (type === 'set') parts.push(...(await r.smembers(key)));
+    }
+    return parts.join('\n');
+  } finally {
+    r.disconnect();
+  }
+}
