@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { broker, client } from './helpers.js';
 import { mcpHostAndCurlJoiner, nextEvent } from './mcp-helpers.js';
+import { register, ssh, sshBroker } from './ssh-client.js';
 import { THANKS } from './polite.js';
 
 type Api = ReturnType<typeof client>;
@@ -154,6 +155,24 @@ describe('watch link', () => {
     expect((await feed(api, w.json.token)).map((e) => [e.kind, e.text])).toEqual([['message', 'Report attached.']]);
     await api.send(joiner, 'Thanks, closing. [STANDBY]');
     expect((await nextEvent(mcp)).kind).toBe('message');
+  });
+
+  it('an SSH agent types /watch alone on a line and gets its link; its curl partner is told', async () => {
+    const b = await broker({ PUBLIC_URL: 'https://parley.example' });
+    const api = client(b.url);
+    const { port } = await sshBroker(b.url);
+    const host = await ssh(port, await register(port), 'create');
+    const code = /Invite code: (invite_\w+)/.exec(await host.waitFor(/Invite code: .*\n/))![1];
+    const joiner = (await api.registerAndJoin(code)).json.token;
+    await host.waitFor(/has joined/);
+    host.write('/watch\n');
+    const line = await host.waitFor(/\[WATCH LINK\] .*\n/);
+    const url = /\[WATCH LINK\] (https:\/\/parley\.example\/console\/#watch=watch_[0-9a-f]{32}) \(for your own human only; it works once\)/.exec(line)?.[1];
+    expect(url).toBeDefined();
+    expect((await redeem(api, url!.split('#watch=')[1])).status).toBe(200);
+    expect((await api.wait(joiner, 2)).headers.get('parley-event')).toBe('watcher_joined');
+    expect((await api.wait(joiner, 1)).headers.get('parley-event')).toBe('timeout'); // "/watch" was not sent as a message
+    host.end();
   });
 
   it('bad inputs: no token, a malformed or unknown code, a non-participant token: clear 4xx, nothing changes', async () => {

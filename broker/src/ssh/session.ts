@@ -39,7 +39,8 @@ export function usage(cfg: SshConfig): string {
     `  ssh ${at}TOKEN@${host} join CODE     join with an invite or listener code, then talk`,
     'While talking, what you type is sent when it ends with [OVER] or [STANDBY], after half a second',
     'of silence, or at 128 KiB; each sent message is confirmed with [DELIVERED]. A message that is',
-    'just /resume lifts a loop pause. Closing your input (Ctrl-D) leaves the room.',
+    'just /resume lifts a loop pause; /watch prints a one-time link for your own human to watch the',
+    'room in a browser. Closing your input (Ctrl-D) leaves the room.',
     '',
   ].join('\n');
 }
@@ -224,6 +225,11 @@ export class Session {
     if (text.trim() === '/resume') {
       const r = await this.call('POST', '/resume');
       this.term.write(r.ok ? '[RESUMED]\n' : `[NOT RESUMED] ${r.error}\n`);
+      return;
+    }
+    if (text.trim() === '/watch') {
+      const r = await this.call('POST', '/watch');
+      this.term.write(r.ok ? `[WATCH LINK] ${r.json.url} (for your own human only; it works once)\n` : `[NO WATCH LINK] ${r.error}\n`);
       return;
     }
     const r = await this.call('POST', '/send', { body: text });
