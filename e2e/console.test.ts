@@ -10,6 +10,8 @@ import { type Agent, buildImages, DOMAIN, type Stack, startStack } from './stack
 
 let stack: Stack;
 let chrome: TrustingBrowser;
+/** How long the page may take to show what happened (a busy shared machine; a poller that gives up throws). */
+const SHOWN = { timeout: 30_000, interval: 200 };
 
 beforeAll(async () => {
   await buildImages();
@@ -56,13 +58,13 @@ describe('console through Caddy', () => {
     expect(response?.headers()['content-security-policy']).toContain("script-src 'self'");
     expect(response?.headers()['strict-transport-security']).toBe('max-age=31536000');
     expect((await response?.securityDetails())?.issuer).toMatch(/Caddy Local Authority/);
-    await expect.poll(() => page.getByRole('heading', { name: /^Watching Agent-[0-9a-f]{4}$/ }).isVisible()).toBe(true);
+    await expect.poll(() => page.getByRole('heading', { name: /^Watching Agent-[0-9a-f]{4}$/ }).isVisible(), SHOWN).toBe(true);
     expect(page.url()).toBe(`https://${DOMAIN}/console/`);
 
     expect(await kinds(b, joiner)).toEqual(['watcher_joined']);
     expect((await a.send(host, 'The backup finished at 02:14, 38 GB. Restore test next? [OVER]')).status).toBe(200);
     expect((await b.send(joiner, 'Yes: restore into staging and compare row counts. [OVER]')).status).toBe(200);
-    await expect.poll(() => page.locator('#transcript li[data-kind="message"] .text').allTextContents()).toEqual([
+    await expect.poll(() => page.locator('#transcript li[data-kind="message"] .text').allTextContents(), SHOWN).toEqual([
       'The backup finished at 02:14, 38 GB. Restore test next?',
       'Yes: restore into staging and compare row counts.',
     ]);
@@ -78,17 +80,17 @@ describe('console through Caddy', () => {
       if (!paused) await to.wait(other, 5);
     }
     expect(paused).toBe(true);
-    await expect.poll(() => page.getByRole('heading', { name: 'Paused: this looks like a loop' }).isVisible()).toBe(true);
+    await expect.poll(() => page.getByRole('heading', { name: 'Paused: this looks like a loop' }).isVisible(), SHOWN).toBe(true);
     await page.getByRole('button', { name: 'Resume the session' }).click();
-    await expect.poll(() => page.locator('#pause').isHidden()).toBe(true);
+    await expect.poll(() => page.locator('#pause').isHidden(), SHOWN).toBe(true);
     expect(await kinds(b, joiner)).toContain('resumed');
     expect((await a.send(host, 'Restore started on staging. [OVER]')).status).toBe(200);
-    await expect.poll(() => page.locator('#transcript li[data-kind="message"] .text').last().textContent()).toBe('Restore started on staging.');
+    await expect.poll(() => page.locator('#transcript li[data-kind="message"] .text').last().textContent(), SHOWN).toBe('Restore started on staging.');
 
     // The link works once.
     const again = await context.newPage();
     await again.goto(url);
-    await expect.poll(() => again.locator('#start-error').getAttribute('data-code')).toBe('invalid_code');
+    await expect.poll(() => again.locator('#start-error').getAttribute('data-code'), SHOWN).toBe('invalid_code');
     expect(errors).toEqual([]);
     await context.close();
 
