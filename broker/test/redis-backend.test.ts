@@ -2,6 +2,7 @@
  * Several brokers on one Redis: privacy of what Redis holds, sessions that survive the loss of a
  * broker, and a Redis restart that brokers report and recover from on their own.
  */
+import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { broker, client, eventually, messageLines } from './helpers.js';
 import { redisText, SECRET, testRedis } from './redis-server.js';
