@@ -8,7 +8,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { faultProxy, type FaultProxy } from '../../broker/test/fault-proxy.js';
-import { agent, liveBroker, messageText, onCleanup, type Agent } from './agents.js';
+import { agent, liveBroker, MANY_STEPS, messageText, onCleanup, type Agent } from './agents.js';
 
 const MESSAGES = Number(process.env.PARLEY_FAULT_MESSAGES ?? 2000);
 const ROOMS = 4;
@@ -57,6 +57,21 @@ async function room(brokerUrl: string, n: number, env: Record<string, string> = 
 const cutSummary = (p: FaultProxy) => `${Object.values(p.cuts).reduce((x, y) => x + y, 0)} responses cut ${JSON.stringify(p.cuts)}`;
 
 describe('skill through a faulty network', () => {
+  it('a send.sh that ended BROKER_UNREACHABLE, run again with the same text, is delivered once', async () => {
+    const b = await liveBroker();
+    const everyAnswerCut = await faultProxy(b.url, 1);
+    onCleanup(() => everyAnswerCut.close());
+    const { host, joiner } = await room(b.url, 0);
+    // Every try reaches the broker, every answer is lost: send.sh gives up unreachable.
+    const lost = await host.run('send.sh', ['-'], 'deploy window is 14:00-14:30 UTC [OVER]', { PARLEY_URL: everyAnswerCut.url });
+    expect([lost.code, lost.first]).toEqual([EX_UNREACHABLE, 'BROKER_UNREACHABLE']);
+    // The agent runs it again (SKILL.md), now on a good network: the same key, so the broker's first answer.
+    expect((await host.say('send.sh', 'deploy window is 14:00-14:30 UTC [OVER]')).first).toBe('DELIVERED');
+    expect((await host.say('send.sh', 'deploy window moved to 15:00 UTC [OVER]')).first).toBe('DELIVERED');
+    const got = [await nextMessage(joiner, b.url), await nextMessage(joiner, b.url)];
+    expect(got).toEqual(['deploy window is 14:00-14:30 UTC', 'deploy window moved to 15:00 UTC']);
+  }, MANY_STEPS);
+
   it(`the scripts lose nothing and show nothing twice over ${PER_ROOM * ROOMS} messages while responses are cut at random`, async () => {
     const b = await liveBroker({ MESSAGE_TTL_S: '3600' });
     const proxy = await faultProxy(b.url, SHARE_CUT);
