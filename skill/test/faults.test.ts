@@ -2,17 +2,20 @@
  * The skill's own scripts, and the supervisor, through a proxy that cuts responses at random
  * points (after the first byte, after the headers, mid-body, with RST): sends are retried with
  * one idempotency key, waits acknowledge what they showed, so nothing is lost and nothing is
- * shown twice. PARLEY_FAULT_MESSAGES sets the size of each run (2,000 by default, as issue 10
- * asks); the messages are spread over ROOMS conversations at once, since each message is two
- * script runs (bash, curl, sed) and a 2-core machine runs two such chains side by side.
+ * shown twice. The messages are spread over ROOMS conversations at once (each message is two
+ * script runs of bash, curl and sed; a 2-core machine runs two such chains side by side).
+ *
+ * PARLEY_FAULT_MESSAGES sets the size of each run: 500 by default, since CI's time is bounded
+ * (on a shared 2-core machine under load, 2,000 messages took 50 minutes for the supervisor run
+ * alone); `PARLEY_FAULT_MESSAGES=2000` is the run issue 10 asks for, and the README gives its figures.
  */
 import { describe, expect, it } from 'vitest';
 import { faultProxy, type FaultProxy } from '../../broker/test/fault-proxy.js';
 import { agent, liveBroker, MANY_STEPS, messageText, onCleanup, type Agent } from './agents.js';
 
-const MESSAGES = Number(process.env.PARLEY_FAULT_MESSAGES ?? 2000);
+const MESSAGES = Number(process.env.PARLEY_FAULT_MESSAGES ?? 500);
 const ROOMS = 4;
-const PER_ROOM = Math.max(4, Math.floor(MESSAGES / ROOMS / 2) * 2);
+const PER_ROOM = Math.max(4, Math.ceil(MESSAGES / ROOMS / 2) * 2);
 const EX_UNREACHABLE = 2;
 const EX_RETRY = 8;
 /** A bound for a whole run, not a timed assertion: generous for a busy machine. */
