@@ -152,7 +152,7 @@ describe('broker process', () => {
     } finally {
       stop(p.child);
     }
-  });
+  }, 120_000); // a bound for a busy machine (a process start, 20 connections), not a timed assertion
 
   it('keeps nothing across a restart: old tokens get 401 and rooms are gone, even with the same hashing key', async () => {
     // The same PARLEY_SECRET both times: the token hashes alike, so a 401 means nothing was kept (not that the key rotated).
