@@ -160,6 +160,8 @@ export interface Stack {
   logs(): Promise<Record<string, string>>;
   /** Restart the broker container and wait until it answers through Caddy again. */
   restartBroker(): Promise<void>;
+  /** `docker restart` the Caddy container and wait until it serves /health over HTTPS again. */
+  restartCaddy(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -240,6 +242,10 @@ export async function startStack(): Promise<Stack> {
       async restartBroker() {
         await broker.restart();
         await until(async () => (await agents.a.http('GET', '/health')).status === 200, 'the broker answering through Caddy after its restart');
+      },
+      async restartCaddy() {
+        await run('docker', ['restart', caddy.getId()]);
+        await until(async () => (await agents.a.http('GET', '/health')).status === 200, 'Caddy serving /health again after its restart');
       },
       async stop() {
         await Promise.allSettled(started.map((c) => c.stop({ remove: true })));

@@ -51,9 +51,13 @@ export function doorContext(rooms: RoomService, config: Config, metrics: Metrics
   };
 }
 
-/** One request handler for node:http: the first door that claims the path serves it (the last door is the fallback). */
-export function dispatch(doors: Door[]): (req: IncomingMessage, res: ServerResponse) => void {
+/**
+ * One request handler for node:http: the first door that claims the path serves it (the last door
+ * is the fallback). While the broker drains, every answer closes its connection.
+ */
+export function dispatch(doors: Door[], draining: () => boolean = () => false): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
+    if (draining()) res.setHeader('connection', 'close');
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q < 0 ? url : url.slice(0, q);

@@ -3,7 +3,7 @@
  * Tests, the benchmark and the loop evaluation start real brokers through startBroker().
  */
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { Server as NetServer, type AddressInfo } from 'node:net';
 import type { DestinationStream } from 'pino';
 import { memoryBackend } from './backend/memory/index.js';
 import { redisBackend } from './backend/redis/index.js';
@@ -23,6 +23,9 @@ import { createLogger } from './log.js';
 import { mcpDoor } from './mcp/door.js';
 import { createMetrics } from './metrics.js';
 import { tlsWarning, usesLocalCa } from './settings.js';
+
+/** How long a drain keeps idle kept-alive connections open for requests already on their way. */
+const DRAIN_IDLE_GRACE_MS = 1000;
 
 export interface RunningBroker {
   url: string;
@@ -51,7 +54,7 @@ export async function startBroker(opts: { env?: Record<string, string | undefine
   // Order matters: the first door that claims a path serves it; the API door takes the rest.
   const doors: Door[] = [opsDoor(ctx, async () => backend.ready()), waitDoor(ctx), a2aDoor(ctx), mcpDoor(ctx), consoleDoor(ctx), apiDoor(ctx)];
   const server = createServer();
-  server.on('request', capConnections(server, ctx, dispatch(doors)));
+  server.on('request', capConnections(server, ctx, dispatch(doors, () => rooms.draining)));
   // Node's own parser refusals (malformed request, headers too large) get the same JSON shape.
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     if (!socket.writable) return socket.destroy();
@@ -89,9 +92,13 @@ export async function startBroker(opts: { env?: Record<string, string | undefine
     log.info('draining');
     await engine!.drain();
     await Promise.all(doors.map((d) => d.drain?.()));
-    server.close();
-    server.closeIdleConnections();
+    // Stop taking connections, but not yet the kept-alive ones: http.Server#close would close the
+    // idle ones at once, resetting a request already on its way on one of them. For a moment each
+    // gets its answer instead (503 draining, or the held wait's notice) with `Connection: close`.
+    NetServer.prototype.close.call(server);
     const deadline = setTimeout(() => server.closeAllConnections(), config.drainTimeoutS * 1000);
+    await Promise.race([closed, new Promise((r) => setTimeout(r, Math.min(DRAIN_IDLE_GRACE_MS, config.drainTimeoutS * 1000)))]);
+    server.close(); // what stayed idle all along
     await closed;
     clearTimeout(deadline);
     engine!.close();

@@ -1,5 +1,6 @@
 /** The broker as a real process: config validation, SIGTERM drain, and nothing surviving a restart. */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { connect } from 'node:net';
 import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
 import { client, eventually } from './helpers.js';
@@ -28,6 +29,49 @@ function run(env: Record<string, string>) {
 }
 
 const stop = (c: ChildProcess) => c.exitCode === null && c.kill('SIGKILL');
+
+/**
+ * One kept-alive connection sending requests back to back, each as soon as the last answer is in,
+ * until an answer says `Connection: close` or the broker closes the connection. Every request
+ * written gets an entry: its raw response, or null if the connection ended without one.
+ */
+async function keptAlive(url: string, request: (n: number) => string, started: () => void): Promise<(string | null)[]> {
+  const { hostname, port } = new URL(url);
+  const socket = connect(Number(port), hostname);
+  socket.on('error', () => {}); // a reset shows as a missing answer
+  let ended = false;
+  socket.on('end', () => (ended = true));
+  let buffered = '';
+  const answers: (string | null)[] = [];
+  const next = () =>
+    new Promise<string | null>((resolve) => {
+      const onData = (d: Buffer) => {
+        buffered += d.toString('latin1');
+        const head = buffered.indexOf('\r\n\r\n');
+        if (head < 0) return;
+        const length = head + 4 + Number(/^content-length: *(\d+)/im.exec(buffered.slice(0, head))?.[1] ?? 0);
+        if (buffered.length < length) return;
+        done(buffered.slice(0, length));
+        buffered = buffered.slice(length);
+      };
+      const done = (r: string | null) => {
+        socket.off('data', onData).off('close', onClose);
+        resolve(r);
+      };
+      const onClose = () => done(null);
+      socket.on('data', onData).once('close', onClose);
+    });
+  await new Promise((r) => socket.once('connect', r));
+  for (let n = 0; !ended && !socket.destroyed; n++) {
+    const answer = next();
+    socket.write(request(n));
+    answers.push(await answer);
+    if (n === 0) started();
+    if (answers.at(-1) === null || /^connection: *close/im.test(answers.at(-1)!)) break;
+  }
+  socket.destroy();
+  return answers;
+}
 
 describe('broker process', () => {
   it.each([
@@ -78,6 +122,37 @@ describe('broker process', () => {
       stop(p.child);
     }
   });
+
+  it('on SIGTERM every request already on its way on a kept-alive connection gets an answer: 503 draining with Connection: close, not a reset', async () => {
+    const p = run({ QUEUE_MAX_MESSAGES: '100000' });
+    try {
+      const url = await p.url;
+      const { host } = await client(url).pair();
+      const send = (loop: number) => (n: number) => {
+        const body = `shard ${loop}-${n}: block ${(loop * 7919 + n * 2654435761) % 4294967296} [OVER]`;
+        return `POST /send HTTP/1.1\r\nhost: parley\r\nauthorization: Bearer ${host}\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\n\r\n${body}`;
+      };
+      // 20 connections, each sending back to back; SIGTERM once every one of them has had an answer.
+      let live = 0;
+      let allLive!: () => void;
+      const running = new Promise<void>((r) => (allLive = r));
+      const loops = Array.from({ length: 20 }, (_, i) => keptAlive(url, send(i), () => ++live === 20 && allLive()));
+      await running;
+      p.child.kill('SIGTERM');
+      const answers = (await Promise.all(loops)).flat();
+      expect(answers.filter((a) => a === null)).toHaveLength(0); // no request reset or left unanswered
+      const statuses = answers.map((a) => /^HTTP\/1\.1 (\d+)/.exec(a!)?.[1]);
+      expect(new Set(statuses)).toEqual(new Set(['200', '503']));
+      const refused = answers.filter((a) => a!.startsWith('HTTP/1.1 503'));
+      for (const a of refused) {
+        expect(a).toMatch(/^connection: *close\r$/im);
+        expect(JSON.parse(a!.slice(a!.indexOf('\r\n\r\n') + 4))).toEqual({ error: expect.any(String), code: 'draining' });
+      }
+      expect(await p.exited).toBe(0);
+    } finally {
+      stop(p.child);
+    }
+  }, 120_000); // a bound for a busy machine (a process start, 20 connections), not a timed assertion
 
   it('keeps nothing across a restart: old tokens get 401 and rooms are gone, even with the same hashing key', async () => {
     // The same PARLEY_SECRET both times: the token hashes alike, so a 401 means nothing was kept (not that the key rotated).

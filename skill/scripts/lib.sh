@@ -113,11 +113,11 @@ save_token_from() {
   sed -n -E 's/.*"token":"(tok_[0-9a-f]+)".*/Authorization: Bearer \1/p' "$1" > "$AUTH_FILE.new"
   [ -s "$AUTH_FILE.new" ] || { rm -f "$AUTH_FILE.new"; die "$EX_REFUSED" "BAD_RESPONSE" "the broker sent no token"; }
   mv "$AUTH_FILE.new" "$AUTH_FILE"
-  rm -f "$STATE_DIR/last_event" # a new session acknowledges from scratch
+  rm -f "$STATE_DIR/last_event" "$STATE_DIR/pending_send" # a new session acknowledges from scratch
 }
 
 # The session is over for good: forget its token (settings stay for the next connect).
-forget_token() { rm -f "$AUTH_FILE" "$STATE_DIR/last_event"; }
+forget_token() { rm -f "$AUTH_FILE" "$STATE_DIR/last_event" "$STATE_DIR/pending_send"; }
 
 # --- HTTP ---------------------------------------------------------------------------
 
@@ -197,16 +197,31 @@ send_stdin() {
   new_tmp f
   cat > "$f" || die "$EX_USAGE" "STATE_ERROR" "cannot read the message from stdin"
   # One key for every try of this message: a send whose answer was lost is retried and never
-  # delivered twice (the broker answers a repeated key with the first result).
-  local key attempt sent=
-  key=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+  # delivered twice (the broker answers a repeated key with the first result). The key outlives
+  # a run that ends unreachable: sending the same text again next time reuses it.
+  local key attempt sent= sum pending
+  sum=$(cksum < "$f" | tr -d ' ')
+  pending=$(state_get pending_send)
+  case $pending in
+    "$sum "*) key=${pending#* } ;;
+    *) key=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n'); state_put pending_send "$sum $key" ;;
+  esac
   for attempt in 1 2 3 4 5 6 7; do
-    API_RETRYING=1 api POST /send -H 'content-type: text/plain; charset=utf-8' -H "idempotency-key: send-$key" --data-binary @"$f" && { sent=1; break; }
+    # A gateway error (a proxy in front lost the broker or its answer) is tried again too.
+    API_RETRYING=1 api POST /send -H 'content-type: text/plain; charset=utf-8' -H "idempotency-key: send-$key" --data-binary @"$f" \
+      && ! gateway_error && { sent=1; break; }
     sleep 0.3
   done
   # A last try that fails reports it as any call does (BROKER_UNREACHABLE, TLS_ERROR).
   [ -n "$sent" ] || api POST /send -H 'content-type: text/plain; charset=utf-8' -H "idempotency-key: send-$key" --data-binary @"$f"
+  # The broker itself answered: this message's fate is known, the next text gets a key of its own.
+  gateway_error || rm -f "$STATE_DIR/pending_send"
   ok_or_fail
+}
+
+# A 502/503/504 that is not the broker's own JSON refusal: the answer came from a proxy.
+gateway_error() {
+  case $HTTP_STATUS in 502|503|504) [ -z "$(json_str code "$BODY")" ] ;; *) return 1 ;; esac
 }
 
 # The message comes only on stdin, announced by a lone "-" (send.sh - <<'EOF' … EOF). Text in
