@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerComposeEnvironment, type StartedDockerComposeEnvironment, type StartedTestContainer, Wait } from 'testcontainers';
-import { ROOT, until } from './stack.js';
+import { parseResponse, ROOT, until } from './stack.js';
 
 const run = promisify(execFile);
 const DOMAIN = 'parley.lan';
@@ -105,13 +105,7 @@ async function curl(...args: string[]): Promise<Ran> {
   }
 }
 
-/** Split `curl -i` output into status, headers and body. */
-function response(out: string) {
-  const split = out.indexOf('\r\n\r\n');
-  const head = out.slice(0, split).split('\r\n');
-  const headers = Object.fromEntries(head.slice(1).map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
-  return { status: Number(head[0].split(' ')[1]), headers, body: out.slice(split + 4) };
-}
+const response = parseResponse;
 
 /** The words of a shell command line as printed in a hint (no quoting is used in Parley's hints). */
 const words = (line: string) => line.trim().split(/\s+/);
