@@ -13,10 +13,11 @@
  * running when they end (what one kills it starts again), so they run in any order.
  */
 import { execFile } from 'node:child_process';
+import { resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectCodesBurn, expectLoopSevered, expectStandbyPause, lines, pair } from './conversation.js';
-import { type Agent, CA_PATH, type Stack, stack as build, until } from './stack.js';
+import { type Agent, CA_PATH, ROOT, type Stack, stack as build, until } from './stack.js';
 
 const run = promisify(execFile);
 const BROKERS = 3;
@@ -26,8 +27,9 @@ beforeAll(async () => {
   stack = await build()
     .withBrokers(BROKERS)
     .withRedis()
-    // The 500-message exchange runs far above the default per-token rates; limits are not under test here.
-    .withEnv({ RATE_SEND_PER_MIN: '100000', RATE_WAIT_PER_MIN: '100000' })
+    // The 500-message exchange runs far above the default per-token rates; limits are not under test
+    // here. Logs at info: a trace line per request is CPU the relay needs on a 2-core machine.
+    .withEnv({ RATE_SEND_PER_MIN: '100000', RATE_WAIT_PER_MIN: '100000', LOG_LEVEL: 'info' })
     .start();
 });
 
@@ -46,58 +48,6 @@ async function metric(index: number, name: string, labels = ''): Promise<number>
 }
 
 const inspect = async (c: { getId(): string }) => JSON.parse((await run('docker', ['inspect', c.getId()])).stdout)[0];
-
-/**
- * One side of the exchange, run inside an agent: an acknowledging client as README describes.
- * It sends its numbered messages with an Idempotency-Key (retried with the same key until they
- * are DELIVERED) and reads with `/wait?ack=<last id shown>`, dropping an event whose id it has
- * already shown. Each line of /tmp/talk.log: `<ms since epoch> <what> …`.
- * HOLD_AT: before sending that number it writes /tmp/holding and waits while /tmp/hold exists.
- */
-const TALK = String.raw`
-set -u
-printf 'authorization: Bearer %s\n' "$TOKEN" > /tmp/auth
-log() { echo "$(date +%s%3N) $*" >> /tmp/talk.log; }
-last=
-send_msg() {
-  local n=$1 code
-  local text="Step $n of $TOTAL: checksum $(od -An -N6 -tx1 /dev/urandom | tr -d ' \n') written to /srv/part-$n.bin [OVER]"
-  while :; do
-    code=$(curl -sS -o /tmp/send.body -w '%{http_code}' --cacert "$CA" -H @/tmp/auth -H "idempotency-key: step-$n" \
-      -H 'content-type: text/plain' --data-binary "$text" -X POST "$URL/send" 2>/dev/null) || code=000
-    [ "$code" = 200 ] && { log sent "$n"; return; }
-    log send-failed "$n" "$code"
-    sleep 0.2
-  done
-}
-wait_msg() {
-  local code id kind n
-  while :; do
-    code=$(curl -sS -o /tmp/wait.body -D /tmp/wait.head -w '%{http_code}' --cacert "$CA" -H @/tmp/auth --max-time 40 \
-      "$URL/wait?timeout=25&ack=$last" 2>/dev/null) || code=000
-    if [ "$code" != 200 ]; then log wait-failed "$code"; sleep 0.1; continue; fi
-    id=$(sed -n -E 's/^parley-event-id: *(evt_[0-9a-f]+).*/\1/Ip' /tmp/wait.head | head -n 1)
-    kind=$(sed -n -E 's/^parley-event: *([a-z_]+).*/\1/Ip' /tmp/wait.head | head -n 1)
-    [ -n "$id" ] || continue
-    if [ "$id" = "$last" ]; then log dropped-again "$id"; continue; fi
-    last=$id
-    if [ "$kind" = message ]; then
-      n=$(sed -n -E 's/^│ Step ([0-9]+) of .*/\1/p' /tmp/wait.body)
-      log shown "$n" "$id"
-      return
-    fi
-    log event "$kind" "$id"
-  done
-}
-if [ "$ROLE" = first ]; then n=1; else n=2; wait_msg; fi
-while [ "$n" -le "$TOTAL" ]; do
-  if [ "$n" = "$HOLD_AT" ]; then touch /tmp/holding; while [ -e /tmp/hold ]; do sleep 0.05; done; fi
-  send_msg "$n"
-  [ "$n" -lt "$TOTAL" ] && wait_msg
-  n=$((n + 2))
-done
-log done
-`;
 
 interface Line {
   at: number;
@@ -120,9 +70,9 @@ async function talkLog(agent: Agent): Promise<Line[]> {
 describe('three brokers sharing Redis behind Caddy', () => {
   it('Caddy reaches every broker behind the one name `broker`', async () => {
     const [agent] = await stack.agents(1);
-    const before = await Promise.all(stack.brokers.map((_, i) => metric(i, 'parley_responses_total', 'route="/ready"')));
+    const before = await Promise.all(stack.brokers.map((_, i) => metric(i, 'parley_http_responses_total', 'route="/ready"')));
     for (let i = 0; i < 4 * BROKERS; i++) expect((await agent.http('GET', '/ready')).status).toBe(200);
-    const after = await Promise.all(stack.brokers.map((_, i) => metric(i, 'parley_responses_total', 'route="/ready"')));
+    const after = await Promise.all(stack.brokers.map((_, i) => metric(i, 'parley_http_responses_total', 'route="/ready"')));
     for (let i = 0; i < BROKERS; i++) expect(after[i] - before[i], `broker ${i} answered through Caddy`).toBeGreaterThan(0);
   });
 
@@ -135,8 +85,8 @@ describe('three brokers sharing Redis behind Caddy', () => {
     const { host, joiner } = await pair(p0, p1);
     expect((await p0.send(host, 'Hello from broker 0,\nsecond line [OVER]')).body).toBe('DELIVERED');
     expect(lines((await p1.wait(joiner)).body)).toEqual(['Hello from broker 0,', 'second line']);
-    expect((await p1.send(joiner, 'Reply from broker 1 [STANDBY]')).body).toBe('DELIVERED');
-    expect((await p0.wait(host)).body).toMatch(/^MESSAGE_RECEIVED\n┌─ Agent-[0-9a-f]{4} \[STANDBY\]\n│\n│ Reply from broker 1\n└────$/);
+    expect((await p1.send(joiner, 'Reply from broker 1 [OVER]')).body).toBe('DELIVERED');
+    expect((await p0.wait(host)).body).toMatch(/^MESSAGE_RECEIVED\n┌─ Agent-[0-9a-f]{4} \[OVER\]\n│\n│ Reply from broker 1\n└────$/);
     // A third broker sees the room as both sides do.
     expect((await p2.ping(host)).json).toMatchObject({ room_alive: true, partner_connected: true });
 
@@ -152,33 +102,40 @@ describe('three brokers sharing Redis behind Caddy', () => {
   });
 
   it('b. a broker killed in the middle of a 500-message exchange: 0 lost, 0 shown twice, waits resume within 5 s', async () => {
-    const TOTAL = 500;
-    const HOLD_AT = 251;
+    // PARLEY_E2E_EXCHANGE (even; default 500, issue 15's figure) shortens it for local iteration only.
+    const TOTAL = Number(process.env.PARLEY_E2E_EXCHANGE ?? 500);
+    // Halfway, on the first side's turn (it sends the odd numbers).
+    const HOLD_AT = 2 * Math.floor(TOTAL / 4) + 1;
     const [first, second] = await stack.agents(2);
     const { host, joiner } = await pair(first, second);
     await first.sh('touch /tmp/hold');
-    const env = (agent: Agent, role: string, token: string) => ({ ROLE: role, TOKEN: token, TOTAL: String(TOTAL), HOLD_AT: String(HOLD_AT), URL: agent.base, CA: CA_PATH, SCRIPT: TALK });
+    // Each side runs e2e/talk.sh, an acknowledging client (Idempotency-Key on sends, ?ack= on waits).
     for (const [agent, role, token] of [[second, 'second', joiner], [first, 'first', host]] as const) {
-      await agent.sh('setsid bash -c "$SCRIPT" > /tmp/talk.out 2>&1 < /dev/null &', env(agent, role, token));
+      await agent.container.copyFilesToContainer([{ source: resolve(ROOT, 'e2e/talk.sh'), target: '/tmp/talk.sh' }]);
+      const env = { ROLE: role, TOKEN: token, TOTAL: String(TOTAL), HOLD_AT: String(HOLD_AT), URL: agent.base, CA: CA_PATH };
+      await agent.sh('setsid bash /tmp/talk.sh > /tmp/talk.out 2>&1 < /dev/null & echo $! > /tmp/talk.pid', env);
     }
-
-    // Halfway, the first side holds before sending its next message; the second side's wait for it is
-    // then held by one broker: that broker is killed, the first side goes on.
-    await until(async () => (await first.sh('test -e /tmp/holding')).code === 0, 'the exchange reaching its middle', 1200);
+    // Whatever happens, no side keeps talking after this scenario, and the killed broker comes back.
+    const hangUp = () => Promise.all([first, second].map((a) => a.sh('kill -- -"$(cat /tmp/talk.pid)" 2>/dev/null || true')));
     let holder = -1;
-    await until(async () => {
-      const waiters = await Promise.all(stack.brokers.map((_, i) => metric(i, 'parley_waiters')));
-      holder = waiters.findIndex((w) => w === 1);
-      return waiters.reduce((a, b) => a + b, 0) === 1;
-    }, "the second side's wait held by one broker");
-    const killedAt = Date.now();
-    await stack.killBroker(holder);
+    let killedAt = 0;
     try {
-      await first.sh('rm /tmp/hold');
+      // Halfway, the first side holds before sending its next message; the second side's wait for it
+      // is then held by one broker: that broker is killed, and the first side goes on.
+      await until(async () => (await first.sh('test -e /tmp/holding')).code === 0, 'the exchange reaching its middle', 1200);
+      await until(async () => {
+        const waiters = await Promise.all(stack.brokers.map((_, i) => metric(i, 'parley_waiters')));
+        holder = waiters.findIndex((w) => w === 1);
+        return waiters.reduce((a, b) => a + b, 0) === 1;
+      }, "the second side's wait held by one broker");
+      // The first side goes on as the broker dies, as it would in a real exchange.
+      killedAt = Date.now();
+      await Promise.all([stack.killBroker(holder), first.sh('rm /tmp/hold')]);
       await until(async () => (await talkLog(first)).some((l) => l.what === 'done'), 'the exchange to finish', 2400);
       await until(async () => (await talkLog(second)).some((l) => l.what === 'done'), 'the exchange to finish', 40);
     } finally {
-      await stack.startBroker(holder);
+      await hangUp();
+      if (killedAt) await stack.startBroker(holder);
     }
 
     const logs = { first: await talkLog(first), second: await talkLog(second) };
@@ -186,13 +143,20 @@ describe('three brokers sharing Redis behind Caddy', () => {
     // Every message shown exactly once, in order: the first side saw the even ones, the second the odd ones.
     expect(shown(logs.first)).toEqual(Array.from({ length: TOTAL / 2 }, (_, i) => 2 * i + 2));
     expect(shown(logs.second)).toEqual(Array.from({ length: TOTAL / 2 }, (_, i) => 2 * i + 1));
-    // The second side's wait resumed and delivered the next message within 5 s of the kill.
-    const resumed = logs.second.find((l) => l.what === 'shown' && Number(l.args[0]) === HOLD_AT)!;
-    const gapMs = resumed.at - killedAt;
+    // The second side's wait, cut with its broker, delivered the next message within 5 s of the kill.
+    /** When message n was shown (the second side shows the odd ones). */
+    const shownAt = (n: number) => (n % 2 ? logs.second : logs.first).find((l) => l.what === 'shown' && Number(l.args[0]) === n)!.at;
+    const gapMs = shownAt(HOLD_AT) - killedAt;
+    // For the report: the usual time from one message shown to the next, and what went wrong on the way.
+    const steps = Array.from({ length: TOTAL - 1 }, (_, i) => shownAt(i + 2) - shownAt(i + 1));
+    const median = [...steps].sort((x, y) => x - y)[steps.length >> 1];
     const failures = [...logs.first, ...logs.second].filter((l) => l.what.endsWith('-failed') || l.what === 'dropped-again');
-    console.log(`kill test: broker ${holder} killed; message ${HOLD_AT} shown ${gapMs} ms after the kill; failed or repeated answers: ${JSON.stringify(failures.map((l) => `${l.what} ${l.args.join(' ')} @+${l.at - killedAt}ms`))}`);
+    console.log(
+      `kill test: ${TOTAL} messages, broker ${holder} killed holding the second side's wait; message ${HOLD_AT} shown ${gapMs} ms after the kill; ` +
+        `step median ${median} ms, max ${Math.max(...steps)} ms; failed or repeated answers seen by the clients: ${JSON.stringify(failures.map((l) => `${l.what} ${l.args.join(' ')} @+${l.at - killedAt}ms`))}`,
+    );
     expect(gapMs).toBeLessThan(5000);
-  });
+  }, 900_000);
 
   it('c. Redis restarts: brokers report not ready, refuse new work with a clear 503, and recover without restarting', async () => {
     const pinned = await Promise.all(stack.brokers.map((_, i) => stack.pinnedAgent(i)));

@@ -90,6 +90,16 @@ function readOnly(c: GenericContainer): GenericContainer {
   return c;
 }
 
+/**
+ * The images' healthchecks start node or curl every 10 s in every container: real load on a
+ * 2-core machine running several brokers. The stack waits on logs and /ready itself, and
+ * compose.test.ts checks the healthchecks as compose runs them.
+ */
+function noHealthcheck(c: GenericContainer): GenericContainer {
+  (c as unknown as { createOpts: { Healthcheck?: { Test: string[] } } }).createOpts.Healthcheck = { Test: ['NONE'] };
+  return c;
+}
+
 export interface HttpReply {
   /** 0 when curl itself failed (then see curlExit / stderr). */
   status: number;
@@ -293,7 +303,7 @@ async function startStack(opts: { brokers: number; redis: boolean; ssh: boolean;
           })
           .withWaitStrategy(Wait.forLogMessage(/broker listening/));
         if (readOnlyBroker) c = readOnly(c);
-        const b = await c.start();
+        const b = await noHealthcheck(c).start();
         started.push(b);
         return b;
       }),
@@ -301,7 +311,7 @@ async function startStack(opts: { brokers: number; redis: boolean; ssh: boolean;
 
     let ssh: StartedTestContainer | undefined;
     if (opts.ssh) {
-      ssh = await new GenericContainer(BROKER_IMAGE)
+      ssh = await noHealthcheck(new GenericContainer(BROKER_IMAGE))
         .withCommand(['node', 'broker/dist/ssh/main.js'])
         .withNetwork(core.net)
         .withEnvironment({ BROKER_URL: 'http://broker:3000', PUBLIC_URL: `https://${DOMAIN}`, PARLEY_TLS: 'internal', LOG_LEVEL: 'trace' })
@@ -310,7 +320,7 @@ async function startStack(opts: { brokers: number; redis: boolean; ssh: boolean;
       started.push(ssh);
     }
 
-    const caddy = await new GenericContainer(CADDY_IMAGE)
+    const caddy = await noHealthcheck(new GenericContainer(CADDY_IMAGE))
       .withNetwork(core.net)
       .withEnvironment({ PARLEY_DOMAIN: DOMAIN, PARLEY_TLS: 'internal' })
       .withWaitStrategy(Wait.forLogMessage(/serving initial configuration/))
