@@ -84,6 +84,9 @@ async function network(client: ContainerRuntimeClient, name: string): Promise<{ 
   }
 }
 
+/** Node takes tens of seconds to start on a busy 2-core machine, several at once longer: well past testcontainers' 60 s. */
+const STARTUP_MS = 240_000;
+
 /** testcontainers has no read_only switch; compose's `read_only: true` is this HostConfig field. */
 function readOnly(c: GenericContainer): GenericContainer {
   (c as unknown as { hostConfig: { ReadonlyRootfs?: boolean } }).hostConfig.ReadonlyRootfs = true;
@@ -278,7 +281,7 @@ async function startStack(opts: { brokers: number; redis: boolean; ssh: boolean;
       const shipped = composeService('docker-compose.redis.yml', 'redis');
       let c = new GenericContainer(shipped.image).withCommand(shipped.command).withNetwork(core.net).withNetworkAliases('redis');
       if (shipped.read_only) c = readOnly(c);
-      redis = await c.withWaitStrategy(Wait.forLogMessage(/Ready to accept connections/)).start();
+      redis = await c.withWaitStrategy(Wait.forLogMessage(/Ready to accept connections/)).withStartupTimeout(STARTUP_MS).start();
       started.push(redis);
       const brokerEnv = composeService('docker-compose.redis.yml', 'broker').environment;
       stateEnv.STATE_URL = brokerEnv.STATE_URL;
@@ -301,7 +304,8 @@ async function startStack(opts: { brokers: number; redis: boolean; ssh: boolean;
             ...stateEnv,
             ...opts.env,
           })
-          .withWaitStrategy(Wait.forLogMessage(/broker listening/));
+          .withWaitStrategy(Wait.forLogMessage(/broker listening/))
+          .withStartupTimeout(STARTUP_MS);
         if (readOnlyBroker) c = readOnly(c);
         const b = await noHealthcheck(c).start();
         started.push(b);
@@ -316,6 +320,7 @@ async function startStack(opts: { brokers: number; redis: boolean; ssh: boolean;
         .withNetwork(core.net)
         .withEnvironment({ BROKER_URL: 'http://broker:3000', PUBLIC_URL: `https://${DOMAIN}`, PARLEY_TLS: 'internal', LOG_LEVEL: 'trace' })
         .withWaitStrategy(Wait.forLogMessage(/ssh broker listening/))
+        .withStartupTimeout(STARTUP_MS)
         .start();
       started.push(ssh);
     }
@@ -324,6 +329,7 @@ async function startStack(opts: { brokers: number; redis: boolean; ssh: boolean;
       .withNetwork(core.net)
       .withEnvironment({ PARLEY_DOMAIN: DOMAIN, PARLEY_TLS: 'internal' })
       .withWaitStrategy(Wait.forLogMessage(/serving initial configuration/))
+      .withStartupTimeout(STARTUP_MS)
       .start();
     started.push(caddy);
     const caCert = await readWhenPresent(caddy, CADDY_ROOT_CERT);
