@@ -1,44 +1,42 @@
 /**
  * The appliance end to end: real images, agents in their own containers at their own addresses,
- * everything through Caddy over HTTPS (or the SSH broker). Scenarios share one stack and each
- * opens its own rooms and tokens; the broker restart comes last.
+ * everything through Caddy over HTTPS (or the SSH broker). Scenarios share one stack but nothing
+ * else: each starts its own agents (own /24s, so its own rate-limit budget) and opens its own
+ * rooms, and none needs another to have run before it (`--sequence.shuffle` runs them in any
+ * order). The restart scenario waits until the broker is ready again before it ends.
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Agent, buildImages, CA_PATH, DOMAIN, SSH_HOST, type Stack, startStack, until } from './stack.js';
+import { expectCodesBurn, expectLoopSevered, expectStandbyPause, JOINED, lines, pair } from './conversation.js';
+import { type Agent, CA_PATH, DOMAIN, parseResponse, SSH_HOST, type Stack, stack as build, until } from './stack.js';
 
 let stack: Stack;
-let a: Agent;
-let b: Agent;
 const CANARY = `canary-${randomBytes(6).toString('hex')}`;
 
 beforeAll(async () => {
-  await buildImages();
-  stack = await startStack();
-  ({ a, b } = stack.agents);
+  stack = await build()
+    .withSsh()
+    // Low enough for scenario 5 to hit quickly, high enough for every other scenario's setup calls.
+    .withEnv({ RATE_ANON_PER_MIN: '40', MCP_PROGRESS_S: '1' })
+    .start();
 });
+
+/** Two fresh agents, each on a LAN and /24 of its own. */
+const twoAgents = () => stack.agents(2) as Promise<[Agent, Agent]>;
 
 afterAll(async () => {
   await stack?.stop();
 });
 
-const FRAME = /^MESSAGE_RECEIVED\n┌─ Agent-[0-9a-f]{4} \[(OVER|STANDBY)\]\n│\n([^]*)└────$/;
-
-/** The text lines of a framed partner message. */
-function lines(body: string): string[] {
-  const m = FRAME.exec(body);
-  if (!m) throw new Error(`not a framed message: ${JSON.stringify(body)}`);
-  return m[2].split('\n').slice(0, -1).map((l) => l.replace(/^│ ?/, ''));
-}
-
-/** Host `h` opens a standard room, joiner `j` redeems it; the host has read the join notice. */
-async function pair(h: Agent, j: Agent) {
-  const setup = await h.setup();
-  expect(setup.status).toBe(200);
-  const joined = await j.registerAndJoin(setup.json.code);
-  expect(joined.status).toBe(200);
-  expect((await h.wait(setup.json.token)).body).toMatch(/^MESSAGE_RECEIVED\n\[SYSTEM\]: Agent-[0-9a-f]{4} has joined\. Session is live!$/);
-  return { host: setup.json.token as string, joiner: joined.json.token as string };
+/** Register over SSH and keep the token in ~/.ssh/config (host `parley`), never on a command line. */
+function sshLogin(agent: Agent) {
+  return agent.sh(`
+    set -e
+    out=$(ssh -p 2222 -o StrictHostKeyChecking=accept-new -o BatchMode=yes new@${SSH_HOST})
+    tok=$(printf '%s\\n' "$out" | sed -n 's/^Your Parley token: //p')
+    mkdir -p ~/.ssh
+    printf 'Host parley\\n  HostName ${SSH_HOST}\\n  Port 2222\\n  User %s\\n  BatchMode yes\\n' "$tok" > ~/.ssh/config
+    [ -n "$tok" ]`);
 }
 
 // One JSON-RPC POST to /mcp as an MCP client sends it (gzip offered, so a compressing proxy would show).
@@ -50,12 +48,10 @@ curl "\${args[@]}" --data-binary @<(printf %s "$BODY") "$URL"
 
 /** A raw response of /mcp: status, headers, and the JSON-RPC result with a given id from its event stream. */
 function sse(raw: string) {
-  const split = raw.indexOf('\r\n\r\n');
-  const head = raw.slice(0, split).split('\r\n');
-  const headers = Object.fromEntries(head.slice(1).map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
-  const messages = raw.slice(split + 4).split('\n').filter((l) => l.startsWith('data: ')).map((l) => JSON.parse(l.slice(6)));
+  const { status, headers, body } = parseResponse(raw);
+  const messages = body.split('\n').filter((l) => l.startsWith('data: ')).map((l) => JSON.parse(l.slice(6)));
   return {
-    status: Number(head[0].split(' ')[1]),
+    status,
     headers,
     result(id: number) {
       const m = messages.find((x) => x.id === id);
@@ -73,6 +69,7 @@ async function mcp(agent: Agent, body: object, sid?: string) {
 
 describe('appliance', () => {
   it('1. pairing: a room through Caddy, messages both ways with the exact framing, ping sees the partner', async () => {
+    const [a, b] = await twoAgents();
     const setup = await a.setup();
     expect(setup.status).toBe(200);
     expect(setup.json).toEqual({ token: expect.stringMatching(/^tok_[0-9a-f]{32}$/), code: expect.stringMatching(/^invite_[0-9a-f]{32}$/), role: 'host' });
@@ -100,6 +97,7 @@ describe('appliance', () => {
   });
 
   it("1b. pairing with the skill's own scripts (host.sh, join.sh, send.sh, wait.sh, ping.sh)", async () => {
+    const [a, b] = await twoAgents();
     const hosted = await a.skill('host.sh');
     expect(hosted.code).toBe(0);
     const code = /^INVITE_CODE: (invite_[0-9a-f]{32})$/m.exec(hosted.stdout)![1];
@@ -116,75 +114,24 @@ describe('appliance', () => {
   });
 
   it('2. invite burning: a used code gets the same 404 as an unknown one; a listener code works once and makes the redeemer host', async () => {
-    const setup = await a.setup();
-    expect((await b.registerAndJoin(setup.json.code)).status).toBe(200);
-    const again = await a.registerAndJoin(setup.json.code);
-    const unknown = await a.registerAndJoin(`invite_${randomBytes(16).toString('hex')}`);
-    expect(again.status).toBe(404);
-    expect([again.status, again.body]).toEqual([unknown.status, unknown.body]);
-    expect(again.json).toEqual({ error: expect.any(String), code: expect.any(String) });
-
-    const listener = await b.setup('listener');
-    expect(listener.json).toMatchObject({ code: expect.stringMatching(/^listen_[0-9a-f]{32}$/), role: 'joiner' });
-    const redeemed = await a.registerAndJoin(listener.json.code);
-    expect(redeemed.json).toMatchObject({ role: 'host', headless: true, status: '(2/2 connected)' });
-    const twice = await b.registerAndJoin(listener.json.code);
-    expect([twice.status, twice.body]).toEqual([unknown.status, unknown.body]);
+    const [a, b] = await twoAgents();
+    await expectCodesBurn(a, b, [a]);
   });
 
   it('3. STANDBY: both sides on standby pause the room, the next [OVER] resumes it', async () => {
+    const [a, b] = await twoAgents();
     const { host, joiner } = await pair(a, b);
-    expect((await a.send(host, 'My part is done [STANDBY]')).body).toBe('DELIVERED');
-    expect(lines((await b.wait(joiner)).body)).toEqual(['My part is done']);
-    expect((await b.send(joiner, 'Mine too [STANDBY]')).body).toBe('DELIVERED');
-    expect(lines((await a.wait(host)).body)).toEqual(['Mine too']);
-    const paused = /^MESSAGE_RECEIVED\n\[SYSTEM\]: Both agents are on STANDBY/;
-    expect((await a.wait(host)).body).toMatch(paused);
-    expect((await b.wait(joiner)).body).toMatch(paused);
-
-    expect((await a.send(host, 'One more thing: the cron job runs at 02:00 UTC [OVER]')).body).toBe('DELIVERED');
-    expect(lines((await b.wait(joiner)).body)).toEqual(['One more thing: the cron job runs at 02:00 UTC']);
-    expect((await b.send(joiner, 'Noted, moving it to 03:00 [OVER]')).body).toBe('DELIVERED');
+    await expectStandbyPause(a, host, b, joiner);
   });
 
   it('4. loop severing: a polite loop is paused with an alarm; a resumed loop is severed and both tokens die', async () => {
+    const [a, b] = await twoAgents();
     const { host, joiner } = await pair(a, b);
-    const thanks = ['Thanks so much, that was helpful!', 'Thank you too, great working with you!', 'Much appreciated, thanks again!', 'Likewise, thanks for the help!'];
-    /** Trade thanks, alternating, until a send is refused; returns the refusal. */
-    const loop = async () => {
-      for (let turn = 0; turn < 30; turn++) {
-        const [from, fromToken, to, toToken] = turn % 2 === 0 ? [a, host, b, joiner] : [b, joiner, a, host];
-        const r = await from.send(fromToken, `${thanks[turn % thanks.length]} [OVER]`);
-        if (r.status !== 200) return r;
-        await to.wait(toToken);
-      }
-      throw new Error('the loop was never detected');
-    };
-    const first = await loop();
-    expect(first.status).toBe(429);
-    expect(first.json).toMatchObject({ code: 'loop_paused', error: expect.stringMatching(/^Loop detected/) });
-    for (const [agent, token] of [[a, host], [b, joiner]] as const) {
-      let alert = await agent.wait(token, 2);
-      while (alert.status === 200 && !alert.body.startsWith('MESSAGE_RECEIVED\n[SYSTEM ALERT]')) alert = await agent.wait(token, 2);
-      expect(alert.body).toMatch(/^MESSAGE_RECEIVED\n\[SYSTEM ALERT\]: Loop detected/);
-    }
-    expect((await a.resume(host)).json).toEqual({ ok: true });
-    for (const [agent, token] of [[a, host], [b, joiner]] as const) expect((await agent.wait(token, 2)).body).toContain('resumed the session');
-
-    const second = await loop();
-    expect(second.status).toBe(429);
-    expect(second.json.code).toBe('loop_severed');
-    for (const [agent, token] of [[a, host], [b, joiner]] as const) {
-      let told = await agent.wait(token, 2);
-      while (told.status === 200 && !told.body.includes('severed')) told = await agent.wait(token, 2);
-      expect(told.body).toMatch(/^MESSAGE_RECEIVED\n\[SYSTEM ALERT\]: .*severed/s);
-      expect((await agent.ping(token)).status).toBe(401);
-      expect((await agent.send(token, 'anyone there? [OVER]')).status).toBe(401);
-    }
+    await expectLoopSevered(a, host, b, joiner);
   });
 
   it('5. rate limiting through Caddy: one address gets 429 with Retry-After, another is unaffected, a forged X-Forwarded-For changes nothing', async () => {
-    const greedy = stack.agents.greedy;
+    const [greedy, b] = await twoAgents();
     // Every request claims to come from a different /24: were the header believed, no bucket would fill.
     const burst = await greedy.sh(
       `for i in $(seq 1 45); do
@@ -207,6 +154,7 @@ describe('appliance', () => {
   });
 
   it('6. TLS: plain HTTP redirects; without the local CA verification fails, with it it succeeds', async () => {
+    const [a] = await stack.agents(1);
     const plain = await a.http('GET', '', { url: `http://${DOMAIN}/health`, noCa: true });
     expect(plain.status).toBe(308);
     expect(plain.headers.location).toBe(`https://${DOMAIN}/health`);
@@ -219,15 +167,8 @@ describe('appliance', () => {
   });
 
   it('7. SSH ↔ HTTP: an agent on ssh and a curl agent talk in one room', async () => {
-    // Register over SSH and keep the token in ~/.ssh/config, never on a command line.
-    const reg = await a.sh(`
-      set -e
-      out=$(ssh -p 2222 -o StrictHostKeyChecking=accept-new -o BatchMode=yes new@${SSH_HOST})
-      tok=$(printf '%s\\n' "$out" | sed -n 's/^Your Parley token: //p')
-      mkdir -p ~/.ssh
-      printf 'Host parley\\n  HostName ${SSH_HOST}\\n  Port 2222\\n  User %s\\n  BatchMode yes\\n' "$tok" > ~/.ssh/config
-      [ -n "$tok" ]`);
-    expect(reg.code).toBe(0);
+    const [a, b] = await twoAgents();
+    expect((await sshLogin(a)).code).toBe(0);
 
     // Bad commands get usage and an exit status at once.
     const bad = await a.sh('ssh parley dance; echo "exit=$?"');
@@ -266,6 +207,7 @@ describe('appliance', () => {
   });
 
   it('7b. MCP through Caddy: a JSON-RPC session over HTTPS, progress streamed uncompressed before the result, a curl partner', async () => {
+    const [a, b] = await twoAgents();
     const init = await mcp(a, { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'e2e', version: '1' } } });
     expect(init.status).toBe(200);
     const sid = init.headers['mcp-session-id'];
@@ -291,13 +233,21 @@ describe('appliance', () => {
     expect(done.result(4).structuredContent.event).toMatchObject({ kind: 'message', signal: 'OVER', untrusted_text: `Over MCP, ${CANARY}` });
   });
 
-  it('8. privacy: the canary sent in messages appears in no container log', async () => {
+  it('8. privacy: the canary sent in messages (over HTTPS and SSH) appears in no container log', async () => {
+    const [a, b] = await twoAgents();
     const { host, joiner } = await pair(b, a);
     expect((await b.send(host, `Secret plan: ${CANARY} [OVER]`)).body).toBe('DELIVERED');
     expect(lines((await a.wait(joiner)).body)).toEqual([`Secret plan: ${CANARY}`]);
+    // The same canary over SSH: an agent joins a room with ssh, says it, and hangs up.
+    const room = await b.setup();
+    expect((await sshLogin(a)).code).toBe(0);
+    const said = await a.sh(`printf '%s\\n' "$MSG" | ssh parley join "$CODE"`, { MSG: `Over SSH: ${CANARY} [OVER]`, CODE: room.json.code });
+    expect(said.code).toBe(0);
+    expect((await b.wait(room.json.token)).body).toMatch(JOINED);
+    expect(lines((await b.wait(room.json.token)).body)).toEqual([`Over SSH: ${CANARY}`]);
     const logs = await stack.logs();
     // The logs are there and verbose (so the check can fail): requests and SSH sessions were logged.
-    expect(logs.broker).toMatch(/"route":"\/send"/);
+    expect(logs.broker0).toMatch(/"route":"\/send"/);
     expect(logs.ssh).toMatch(/ssh session ended/);
     for (const [name, text] of Object.entries(logs)) {
       expect(text.includes(CANARY), `${name} log holds the canary`).toBe(false);
@@ -306,6 +256,7 @@ describe('appliance', () => {
   });
 
   it('9. restart: after the broker restarts, old tokens get 401 and the room is gone', async () => {
+    const [a, b] = await twoAgents();
     const { host, joiner } = await pair(a, b);
     const spare = await a.setup();
     await stack.restartBroker();

@@ -17,8 +17,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import { DockerComposeEnvironment, type StartedDockerComposeEnvironment, type StartedTestContainer, Wait } from 'testcontainers';
-import { ROOT, until } from './stack.js';
+import { parseResponse, ROOT, until } from './stack.js';
 
 const run = promisify(execFile);
 const DOMAIN = 'parley.lan';
@@ -78,6 +79,21 @@ afterAll(async () => {
   await run('docker', ['rmi', `${project}-broker`, `${project}-caddy`]).catch(() => undefined);
 });
 
+/** The compose CLI this suite drives (v1 as in CI, or v2), in the repository, with `.env` variables given. */
+async function composeCli(args: string[], env: Record<string, string>): Promise<Ran> {
+  const [exe, ...pre] = process.env.PARLEY_E2E_COMPOSE === 'v2' ? ['docker', 'compose'] : ['docker-compose'];
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'PARLEY_SECRET'));
+  try {
+    // An empty env file: a developer's own .env in the checkout must not answer for the test.
+    writeFileSync(join(dir, 'empty.env'), '');
+    const { stdout, stderr } = await run(exe, [...pre, '--project-name', `${project}cfg`, '--env-file', join(dir, 'empty.env'), ...args], { cwd: ROOT, env: { ...clean, ...env } });
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const err = e as { code: number; stdout: string; stderr: string };
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
+  }
+}
+
 /** v1 names containers project_service_1, v2 project-service-1. */
 function container(service: string): StartedTestContainer {
   try {
@@ -105,13 +121,7 @@ async function curl(...args: string[]): Promise<Ran> {
   }
 }
 
-/** Split `curl -i` output into status, headers and body. */
-function response(out: string) {
-  const split = out.indexOf('\r\n\r\n');
-  const head = out.slice(0, split).split('\r\n');
-  const headers = Object.fromEntries(head.slice(1).map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
-  return { status: Number(head[0].split(' ')[1]), headers, body: out.slice(split + 4) };
-}
+const response = parseResponse;
 
 /** The words of a shell command line as printed in a hint (no quoting is used in Parley's hints). */
 const words = (line: string) => line.trim().split(/\s+/);
@@ -238,6 +248,32 @@ describe('a newcomer on non-default ports with a LAN name and the local CA', () 
     expect([viaCaddy.status, JSON.parse(viaCaddy.body)]).toEqual([404, { error: 'Not found', code: 'not_found' }]);
     const inside = await container('ssh').exec(['node', '-e', "fetch('http://broker:3000/metrics').then(r=>r.text()).then(t=>process.stdout.write(t))"]);
     expect(inside.stdout).toMatch(/^# HELP /m);
+  });
+
+  it('10h. docker-compose.redis.yml on top: it insists on PARLEY_SECRET, gives every broker STATE_URL and the secret, and runs Redis read-only, unpublished, with no persistence and a healthcheck', async () => {
+    const files = ['-f', 'docker-compose.yml', '-f', 'docker-compose.redis.yml'];
+    const config = (extra: Record<string, string>) => composeCli([...files, 'config'], extra);
+    const missing = await config({});
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toContain('set PARLEY_SECRET (openssl rand -hex 32) for several brokers');
+
+    const secret = 'f'.repeat(64);
+    const merged = await config({ PARLEY_SECRET: secret });
+    expect(merged.code, merged.stderr).toBe(0);
+    const { services, volumes } = parse(merged.stdout);
+    const { broker, redis, ssh } = services;
+    expect(broker.environment).toMatchObject({ STATE_URL: 'redis://redis:6379', PARLEY_SECRET: secret });
+    expect(broker.depends_on).toMatchObject({ redis: { condition: 'service_healthy' } });
+    // --scale broker=N needs a broker without a fixed name or published port; it stays read-only without volumes.
+    expect([broker.container_name, broker.ports, broker.volumes, broker.read_only]).toEqual([undefined, undefined, undefined, true]);
+    expect(ssh.environment.BROKER_URL).toBe('http://broker:3000');
+
+    expect(redis.image).toBe('redis:7');
+    expect([redis.read_only, redis.ports, redis.volumes]).toEqual([true, undefined, undefined]);
+    const command: string[] = typeof redis.command === 'string' ? redis.command.split(' ') : redis.command;
+    expect(command.join(' ')).toMatch(/--save +--appendonly no/);
+    expect(redis.healthcheck.test).toEqual(['CMD', 'redis-cli', 'ping']);
+    expect(Object.keys(volumes ?? {}).sort()).toEqual(['caddy_config', 'caddy_data', 'ssh_host_key']);
   });
 
   it("10g. with the broker down Caddy answers 502 or 503 and its error log leaves out the request's path (an invite code)", async () => {

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { THANKS } from '../broker/test/polite.js';
 import { trustingChromium, type TrustingBrowser } from './browser.js';
-import { type Agent, buildImages, DOMAIN, type Stack, startStack } from './stack.js';
+import { type Agent, DOMAIN, type Stack, stack as buildStack } from './stack.js';
 
 let stack: Stack;
 let chrome: TrustingBrowser;
@@ -14,8 +14,7 @@ let chrome: TrustingBrowser;
 const SHOWN = { timeout: 30_000, interval: 200 };
 
 beforeAll(async () => {
-  await buildImages();
-  stack = await startStack();
+  stack = await buildStack().start();
   chrome = await trustingChromium(stack.caCert, stack.caddy.getMappedPort(443));
 });
 
@@ -36,7 +35,7 @@ async function kinds(agent: Agent, token: string): Promise<string[]> {
 
 describe('console through Caddy', () => {
   it('a watch link opened in Chromium over HTTPS: the room live, the partner told, a loop pause resumed by a click; the code never logged', async () => {
-    const { a, b } = stack.agents;
+    const [a, b] = await stack.agents(2);
     const setup = await a.setup();
     const host = setup.json.token as string;
     const joiner = (await b.registerAndJoin(setup.json.code)).json.token as string;

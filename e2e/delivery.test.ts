@@ -5,16 +5,15 @@
  * command again. Every message must be shown exactly once, in order.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Agent, buildImages, type Stack, startStack } from './stack.js';
+import { type Agent, type Stack, stack as buildStack } from './stack.js';
 
 let stack: Stack;
 let a: Agent;
 let b: Agent;
 
 beforeAll(async () => {
-  await buildImages();
-  stack = await startStack();
-  ({ a, b } = stack.agents);
+  stack = await buildStack().start();
+  [a, b] = await stack.agents(2);
 });
 
 afterAll(async () => {

@@ -1,13 +1,29 @@
 /**
- * The appliance under test, built from the repository's Dockerfiles: caddy + broker + ssh on a
- * core network, and simulated agents (curl + openssh in `local/curl-agent:bookworm`) each on its
- * own LAN network with its own /24, reaching the broker only through Caddy over HTTPS (or the SSH
- * broker), trusting Caddy's local root certificate copied out of the Caddy container.
+ * The appliance under test, built from the repository's Dockerfiles and started by a small builder:
  *
- * Build once, start once: every scenario opens its own rooms and tokens on this one stack.
+ *   const s = await stack()              // Caddy (proxy/Dockerfile) + one broker, memory state
+ *     .withBrokers(3)                    // N brokers, all under the alias `broker` (Caddy: `dynamic a broker 3000`)
+ *     .withRedis()                       // redis:7 as docker-compose.redis.yml runs it; STATE_URL + one PARLEY_SECRET
+ *     .withSsh()                         // the SSH broker (BROKER_URL=http://broker:3000), reachable as ssh.parley.test
+ *     .withEnv({ RATE_ANON_PER_MIN: '40' }) // extra broker settings
+ *     .start();                          // builds both images once per process, waits until Caddy serves /health
+ *   const [a, b] = await s.agents(2);    // curl agents, each on its own LAN with its own /24 (own rate budget),
+ *                                        // reaching https://parley.test through Caddy with Caddy's root CA (never -k)
+ *   const p = await s.pinnedAgent(1);    // an agent on its own /24 whose only path is plain HTTP to broker 1 itself
+ *   await s.brokerGet(0, '/ready');      // the operator's view from inside broker 0's container ({status, json, text})
+ *   await s.killBroker(0); await s.startBroker(0);  // docker kill / docker start, then wait until it is ready
+ *   await s.restartBroker(0);            // docker restart (SIGTERM, drain), then wait until Caddy reaches it again
+ *   await s.stopRedis(); await s.startRedis();
+ *   await s.logs(); await s.stop();
+ *
+ * Rules for scenarios: each opens its own rooms and its own agents (so its own rate-limit budget),
+ * and leaves every broker and Redis running when it ends (start again what you kill, in `finally`).
+ * Images are tagged per checkout so concurrent runs from other checkouts on a shared Docker engine
+ * never swap theirs in; networks and containers carry random names and are removed by `stop()`.
  */
 import { execFile } from 'node:child_process';
-import { createHash, randomInt } from 'node:crypto';
+import { createHash, randomBytes, randomInt } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -19,6 +35,7 @@ import {
   type ContainerRuntimeClient,
   type StartedTestContainer,
 } from 'testcontainers';
+import { parse } from 'yaml';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const DOMAIN = 'parley.test';
@@ -27,6 +44,8 @@ export const CA_PATH = '/etc/parley/root.crt';
 /** The skill's scripts, as an agent installs them. */
 export const SKILL_DIR = '/opt/parley-skill/scripts';
 const CADDY_ROOT_CERT = '/data/caddy/pki/authorities/local/root.crt';
+/** A pinned agent's name for the one broker it reaches. */
+const PINNED_HOST = 'pinned-broker';
 // CI seeds node:20-bookworm-slim only; with Docker Hub access any supported LTS works.
 const NODE_VERSION = process.env.PARLEY_E2E_NODE_VERSION ?? '20';
 // Tagged per checkout: on a shared Docker engine another checkout's run never swaps its images in.
@@ -36,10 +55,19 @@ export const CADDY_IMAGE = `parley-caddy:e2e-${CHECKOUT}`;
 
 const run = promisify(execFile);
 
-/** Both images, built from the repository as users build them (layer cache makes reruns quick). */
-export async function buildImages(): Promise<void> {
-  await GenericContainer.fromDockerfile(ROOT).withBuildArgs({ NODE_VERSION }).build(BROKER_IMAGE, { deleteOnExit: false });
-  await GenericContainer.fromDockerfile(ROOT, 'proxy/Dockerfile').build(CADDY_IMAGE, { deleteOnExit: false });
+let built: Promise<void> | undefined;
+/** Both images, built from the repository as users build them, once per process (the layer cache makes reruns quick). */
+export function buildImages(): Promise<void> {
+  built ??= (async () => {
+    await GenericContainer.fromDockerfile(ROOT).withBuildArgs({ NODE_VERSION }).build(BROKER_IMAGE, { deleteOnExit: false });
+    await GenericContainer.fromDockerfile(ROOT, 'proxy/Dockerfile').build(CADDY_IMAGE, { deleteOnExit: false });
+  })();
+  return built;
+}
+
+/** The shipped compose files, so the stack runs services the way they do. */
+function composeService(file: string, service: string): any {
+  return parse(readFileSync(resolve(ROOT, file), 'utf8')).services[service];
 }
 
 /** A bridge network with a fixed subnet (random per run, so concurrent runs and leftovers don't clash). */
@@ -54,6 +82,25 @@ async function network(client: ContainerRuntimeClient, name: string): Promise<{ 
       if (attempt >= 5) throw e; // the subnet overlapped one in use: pick another
     }
   }
+}
+
+/** Node takes tens of seconds to start on a busy 2-core machine, several at once longer: well past testcontainers' 60 s. */
+const STARTUP_MS = 240_000;
+
+/** testcontainers has no read_only switch; compose's `read_only: true` is this HostConfig field. */
+function readOnly(c: GenericContainer): GenericContainer {
+  (c as unknown as { hostConfig: { ReadonlyRootfs?: boolean } }).hostConfig.ReadonlyRootfs = true;
+  return c;
+}
+
+/**
+ * The images' healthchecks start node or curl every 10 s in every container: real load on a
+ * 2-core machine running several brokers. The stack waits on logs and /ready itself, and
+ * compose.test.ts checks the healthchecks as compose runs them.
+ */
+function noHealthcheck(c: GenericContainer): GenericContainer {
+  (c as unknown as { createOpts: { Healthcheck?: { Test: string[] } } }).createOpts.Healthcheck = { Test: ['NONE'] };
+  return c;
 }
 
 export interface HttpReply {
@@ -73,7 +120,7 @@ export interface HttpOptions {
   headers?: Record<string, string>;
   /** Leave out Caddy's CA (to show verification fails). */
   noCa?: boolean;
-  /** Full URL instead of https://parley.test + path (e.g. plain http://). */
+  /** Full URL instead of the agent's base URL + path (e.g. plain http://). */
   url?: string;
 }
 
@@ -91,11 +138,22 @@ args=(-sS -i -X "$METHOD")
 if [ -n "\${BODY+x}" ]; then curl "\${args[@]}" -H @<(hdr) --data-binary @<(printf %s "$BODY") "$URL"; else curl "\${args[@]}" -H @<(hdr) "$URL"; fi
 `;
 
+/** `curl -i` output (the last response, after any 1xx) as status, lower-cased headers and body. */
+export function parseResponse(raw: string): { status: number; headers: Record<string, string>; body: string } {
+  const split = raw.indexOf('\r\n\r\n');
+  const head = raw.slice(0, split).split('\r\n');
+  const headers = Object.fromEntries(head.slice(1).map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
+  return { status: Number(head[0].split(' ')[1]), headers, body: raw.slice(split + 4) };
+}
+
 export class Agent {
   constructor(
     readonly name: string,
     readonly container: StartedTestContainer,
+    /** Its address on its own LAN (its own /24). */
     readonly address: string,
+    /** Where it reaches Parley: https://parley.test through Caddy, or http://pinned-broker:3000 for a pinned agent. */
+    readonly base: string = `https://${DOMAIN}`,
   ) {}
 
   /** Run a bash script in the agent; values go in through the environment. */
@@ -105,39 +163,37 @@ export class Agent {
   }
 
   async http(method: string, path: string, opts: HttpOptions = {}): Promise<HttpReply> {
-    const env: Record<string, string> = { METHOD: method, URL: opts.url ?? `https://${DOMAIN}${path}`, CA: CA_PATH };
+    const env: Record<string, string> = { METHOD: method, URL: opts.url ?? `${this.base}${path}`, CA: CA_PATH };
     if (opts.token) env.TOKEN = opts.token;
     if (opts.body !== undefined) env.BODY = opts.body;
     if (opts.noCa) env.NOCA = '1';
     if (opts.headers) env.XH = Object.entries(opts.headers).map(([k, v]) => `${k}: ${v}`).join('\n');
     const r = await this.sh(CURL, env);
     if (r.code !== 0) return { status: 0, headers: {}, body: '', json: undefined, curlExit: r.code, stderr: r.stderr };
-    const split = r.stdout.indexOf('\r\n\r\n');
-    const head = r.stdout.slice(0, split).split('\r\n');
-    const body = r.stdout.slice(split + 4);
-    const headers = Object.fromEntries(head.slice(1).map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
+    const { status, headers, body } = parseResponse(r.stdout);
     let json: unknown;
     try {
       json = JSON.parse(body);
     } catch {
       json = undefined;
     }
-    return { status: Number(head[0].split(' ')[1]), headers, body, json, curlExit: 0, stderr: r.stderr };
+    return { status, headers, body, json, curlExit: 0, stderr: r.stderr };
+  }
+
+  /** The environment the skill reads: broker URL and Caddy's CA. */
+  get skillEnv(): Record<string, string> {
+    return { PARLEY_URL: this.base, PARLEY_CA_CERT: CA_PATH };
   }
 
   /** Run one of the skill's scripts, configured as an agent would be (broker URL and CA in the environment). */
   skill(script: string, ...args: string[]) {
     const argv = args.map((_, i) => `"$A${i}"`).join(' ');
-    return this.sh(`bash ${SKILL_DIR}/${script} ${argv}`, {
-      PARLEY_URL: `https://${DOMAIN}`,
-      PARLEY_CA_CERT: CA_PATH,
-      ...Object.fromEntries(args.map((v, i) => [`A${i}`, v])),
-    });
+    return this.sh(`bash ${SKILL_DIR}/${script} ${argv}`, { ...this.skillEnv, ...Object.fromEntries(args.map((v, i) => [`A${i}`, v])) });
   }
 
   /** Send a message with a skill script the one way it takes one: a lone `-` and the text on stdin. */
   say(script: string, text: string) {
-    return this.sh(`printf '%s' "$MESSAGE" | bash ${SKILL_DIR}/${script} -`, { PARLEY_URL: `https://${DOMAIN}`, PARLEY_CA_CERT: CA_PATH, MESSAGE: text });
+    return this.sh(`printf '%s' "$MESSAGE" | bash ${SKILL_DIR}/${script} -`, { ...this.skillEnv, MESSAGE: text });
   }
 
   // The wire contract, one call each.
@@ -150,111 +206,229 @@ export class Agent {
   resume = (token: string) => this.http('POST', '/resume', { token });
 }
 
+export interface BrokerReply {
+  status: number;
+  text: string;
+  json: any;
+}
+
 export interface Stack {
-  broker: StartedTestContainer;
-  ssh: StartedTestContainer;
   caddy: StartedTestContainer;
-  agents: Record<'a' | 'b' | 'greedy', Agent>;
+  /** Broker containers, index 0..N-1 (all answer to `broker` on the core network). */
+  brokers: StartedTestContainer[];
+  ssh?: StartedTestContainer;
+  redis?: StartedTestContainer;
   caCert: string;
-  /** Every container's output so far (stdout + stderr), by name. */
+  /** `count` new agents through Caddy, each on a LAN of its own (its own /24 and rate-limit budget). */
+  agents(count: number): Promise<Agent[]>;
+  /** A new agent whose only path is plain HTTP to broker `index` itself (on a LAN of its own with that broker). */
+  pinnedAgent(index: number): Promise<Agent>;
+  /** GET a path on broker `index` from inside its container (loopback, as its healthcheck does). */
+  brokerGet(index: number, path: string): Promise<BrokerReply>;
+  /** Restart broker `index` (SIGTERM, drain, start) and wait until it is ready and Caddy reaches a broker. */
+  restartBroker(index?: number): Promise<void>;
+  /** `docker kill` broker `index` (SIGKILL, no drain). */
+  killBroker(index: number): Promise<void>;
+  /** Start a killed broker again and wait until it is ready. */
+  startBroker(index: number): Promise<void>;
+  stopRedis(): Promise<void>;
+  /** Start Redis again (same container and address). */
+  startRedis(): Promise<void>;
+  /** Every service container's output so far (stdout + stderr), by name: caddy, broker0.., ssh, redis. */
   logs(): Promise<Record<string, string>>;
-  /** Restart the broker container and wait until it answers through Caddy again. */
-  restartBroker(): Promise<void>;
   /** `docker restart` the Caddy container and wait until it serves /health over HTTPS again. */
   restartCaddy(): Promise<void>;
   stop(): Promise<void>;
 }
 
-export async function startStack(): Promise<Stack> {
+export interface StackBuilder {
+  withBrokers(n: number): StackBuilder;
+  withRedis(): StackBuilder;
+  withSsh(): StackBuilder;
+  withEnv(env: Record<string, string>): StackBuilder;
+  start(): Promise<Stack>;
+}
+
+export function stack(): StackBuilder {
+  const opts = { brokers: 1, redis: false, ssh: false, env: {} as Record<string, string> };
+  const builder: StackBuilder = {
+    withBrokers: (n) => ((opts.brokers = n), builder),
+    withRedis: () => ((opts.redis = true), builder),
+    withSsh: () => ((opts.ssh = true), builder),
+    withEnv: (env) => ((opts.env = { ...opts.env, ...env }), builder),
+    start: () => startStack(opts),
+  };
+  return builder;
+}
+
+async function startStack(opts: { brokers: number; redis: boolean; ssh: boolean; env: Record<string, string> }): Promise<Stack> {
+  await buildImages();
   const client = await getContainerRuntimeClient();
   const core = await network(client, 'core');
-  const lans = { a: await network(client, 'lan-a'), b: await network(client, 'lan-b'), greedy: await network(client, 'lan-greedy') };
+  const nets: StartedNetwork[] = [core.net];
   const started: StartedTestContainer[] = [];
+  const cleanup = async () => {
+    await Promise.allSettled(started.map((c) => c.stop({ remove: true })));
+    await Promise.allSettled(nets.map((n) => n.stop()));
+  };
   const attach = async (c: StartedTestContainer, net: StartedNetwork, aliases: string[]) =>
     client.container.connectToNetwork(client.container.getById(c.getId()), client.network.getById(net.getId()), aliases);
+  const docker = (...args: string[]) => run('docker', args, { maxBuffer: 256 * 1024 * 1024 });
 
   try {
-    const broker = await new GenericContainer(BROKER_IMAGE)
-      .withNetwork(core.net)
-      .withNetworkAliases('broker')
-      .withEnvironment({
-        TRUSTED_PROXIES: core.subnet,
-        PUBLIC_URL: `https://${DOMAIN}`,
-        PARLEY_TLS: 'internal',
-        // Low enough for scenario 5 to hit quickly, high enough for every other scenario's setup calls.
-        RATE_ANON_PER_MIN: '40',
-        // The most verbose level, so the privacy check reads everything the broker can log.
-        LOG_LEVEL: 'trace',
-        // /mcp accepts this Host (Caddy passes the agents' one on); progress every second.
-        PUBLIC_URL: `https://${DOMAIN}`,
-        MCP_PROGRESS_S: '1',
-      })
-      .withWaitStrategy(Wait.forLogMessage(/broker listening/))
-      .start();
-    started.push(broker);
+    let redis: StartedTestContainer | undefined;
+    const stateEnv: Record<string, string> = {};
+    if (opts.redis) {
+      // As docker-compose.redis.yml runs it: its command (no RDB, no AOF) and read-only root.
+      const shipped = composeService('docker-compose.redis.yml', 'redis');
+      let c = new GenericContainer(shipped.image).withCommand(shipped.command).withNetwork(core.net).withNetworkAliases('redis');
+      if (shipped.read_only) c = readOnly(c);
+      redis = await c.withWaitStrategy(Wait.forLogMessage(/Ready to accept connections/)).withStartupTimeout(STARTUP_MS).start();
+      started.push(redis);
+      const brokerEnv = composeService('docker-compose.redis.yml', 'broker').environment;
+      stateEnv.STATE_URL = brokerEnv.STATE_URL;
+      stateEnv.PARLEY_SECRET = randomBytes(32).toString('hex');
+    }
 
-    const ssh = await new GenericContainer(BROKER_IMAGE)
-      .withCommand(['node', 'broker/dist/ssh/main.js'])
-      .withNetwork(core.net)
-      .withEnvironment({ BROKER_URL: 'http://broker:3000', PUBLIC_URL: `https://${DOMAIN}`, PARLEY_TLS: 'internal', LOG_LEVEL: 'trace' })
-      .withWaitStrategy(Wait.forLogMessage(/ssh broker listening/))
-      .start();
-    started.push(ssh);
-    await attach(ssh, lans.a.net, [SSH_HOST]);
+    const readOnlyBroker = composeService('docker-compose.yml', 'broker').read_only === true;
+    const brokers = await Promise.all(
+      Array.from({ length: opts.brokers }, async (_, i) => {
+        let c = new GenericContainer(BROKER_IMAGE)
+          .withNetwork(core.net)
+          // Every broker answers to `broker` (Caddy balances across them by DNS); `broker-i` names one.
+          .withNetworkAliases('broker', `broker-${i}`)
+          .withEnvironment({
+            TRUSTED_PROXIES: core.subnet,
+            PUBLIC_URL: `https://${DOMAIN}`,
+            PARLEY_TLS: 'internal',
+            // The most verbose level, so privacy checks read everything the broker can log.
+            LOG_LEVEL: 'trace',
+            ...stateEnv,
+            ...opts.env,
+          })
+          .withWaitStrategy(Wait.forLogMessage(/broker listening/))
+          .withStartupTimeout(STARTUP_MS);
+        if (readOnlyBroker) c = readOnly(c);
+        const b = await noHealthcheck(c).start();
+        started.push(b);
+        return b;
+      }),
+    );
 
-    const caddy = await new GenericContainer(CADDY_IMAGE)
+    let ssh: StartedTestContainer | undefined;
+    if (opts.ssh) {
+      ssh = await noHealthcheck(new GenericContainer(BROKER_IMAGE))
+        .withCommand(['node', 'broker/dist/ssh/main.js'])
+        .withNetwork(core.net)
+        .withEnvironment({ BROKER_URL: 'http://broker:3000', PUBLIC_URL: `https://${DOMAIN}`, PARLEY_TLS: 'internal', LOG_LEVEL: 'trace' })
+        .withWaitStrategy(Wait.forLogMessage(/ssh broker listening/))
+        .withStartupTimeout(STARTUP_MS)
+        .start();
+      started.push(ssh);
+    }
+
+    const caddy = await noHealthcheck(new GenericContainer(CADDY_IMAGE))
       .withNetwork(core.net)
       // Published on the host for the browser scenario (e2e/console.test.ts).
       .withExposedPorts(443)
       .withEnvironment({ PARLEY_DOMAIN: DOMAIN, PARLEY_TLS: 'internal' })
       .withWaitStrategy(Wait.forLogMessage(/serving initial configuration/))
+      .withStartupTimeout(STARTUP_MS)
       .start();
     started.push(caddy);
-    for (const lan of Object.values(lans)) await attach(caddy, lan.net, [DOMAIN]);
-
     const caCert = await readWhenPresent(caddy, CADDY_ROOT_CERT);
-    const agents = {} as Stack['agents'];
-    for (const [name, lan] of Object.entries(lans) as [keyof Stack['agents'], { net: StartedNetwork }][]) {
+
+    let serial = 0;
+    /** An agent container on a fresh LAN of its own, with the CA and the skill installed. */
+    const agentOn = async (prefix: string, join: (lan: StartedNetwork) => Promise<void>, base?: string): Promise<Agent> => {
+      const name = `${prefix}${serial++}`;
+      const lan = await network(client, `lan-${name}`);
+      nets.push(lan.net);
+      await join(lan.net);
       const c = await new GenericContainer('local/curl-agent:bookworm').withCommand(['sleep', 'infinity']).withNetwork(lan.net).start();
       started.push(c);
       await c.copyContentToContainer([{ content: caCert, target: CA_PATH }]);
       await c.copyDirectoriesToContainer([{ source: resolve(ROOT, 'skill/scripts'), target: SKILL_DIR }]);
-      agents[name] = new Agent(name, c, c.getIpAddress(lan.net.getName()));
-    }
-    // Caddy's certificate for the domain is issued asynchronously after start.
-    await until(async () => (await agents.a.http('GET', '/health')).status === 200, 'Caddy serving /health over HTTPS');
+      return new Agent(name, c, c.getIpAddress(lan.net.getName()), base);
+    };
+    const agent = () =>
+      agentOn('agent', async (lan) => {
+        await attach(caddy, lan, [DOMAIN]);
+        if (ssh) await attach(ssh, lan, [SSH_HOST]);
+      });
 
-    const names = { broker, ssh, caddy };
+    // Caddy's certificate for the domain is issued asynchronously after start.
+    const probe = await agent();
+    const throughCaddy = (what: string) => until(async () => (await probe.http('GET', '/ready')).status === 200, what);
+    await throughCaddy('Caddy serving /ready over HTTPS');
+
+    const brokerGet = async (index: number, path: string): Promise<BrokerReply> => {
+      const script = `fetch('http://127.0.0.1:3000'+process.argv[1]).then(async r=>process.stdout.write(r.status+'\\n'+await r.text()),e=>{console.error(e.message);process.exit(1)})`;
+      const r = await brokers[index].exec(['node', '-e', script, path]);
+      if (r.exitCode !== 0) return { status: 0, text: r.stderr, json: undefined };
+      const nl = r.stdout.indexOf('\n');
+      const text = r.stdout.slice(nl + 1);
+      let json: unknown;
+      try {
+        json = JSON.parse(text);
+      } catch {
+        json = undefined;
+      }
+      return { status: Number(r.stdout.slice(0, nl)), text, json };
+    };
+    const brokerReady = (index: number) => until(async () => (await brokerGet(index, '/ready')).status === 200, `broker ${index} ready`);
+
+    const names: Record<string, StartedTestContainer> = { caddy };
+    brokers.forEach((b, i) => (names[`broker${i}`] = b));
+    if (ssh) names.ssh = ssh;
+    if (redis) names.redis = redis;
+
     return {
-      broker,
-      ssh,
       caddy,
-      agents,
+      brokers,
+      ssh,
+      redis,
       caCert,
+      agents: (count) => Promise.all(Array.from({ length: count }, agent)),
+      pinnedAgent: (index) => agentOn(`pinned${index}-`, (lan) => attach(brokers[index], lan, [PINNED_HOST]), `http://${PINNED_HOST}:3000`),
+      brokerGet,
+      async restartBroker(index = 0) {
+        await brokers[index].restart();
+        await brokerReady(index);
+        await throughCaddy(`Caddy reaching a broker after broker ${index} restarted`);
+      },
+      async killBroker(index) {
+        await docker('kill', brokers[index].getId());
+      },
+      async startBroker(index) {
+        await docker('start', brokers[index].getId());
+        await brokerReady(index);
+      },
+      async stopRedis() {
+        if (!redis) throw new Error('this stack has no Redis (withRedis())');
+        await docker('stop', redis.getId());
+      },
+      async startRedis() {
+        if (!redis) throw new Error('this stack has no Redis (withRedis())');
+        await docker('start', redis.getId());
+        await until(async () => (await docker('exec', redis!.getId(), 'redis-cli', 'ping')).stdout.trim() === 'PONG', 'Redis answering again');
+      },
       async logs() {
         const out: Record<string, string> = {};
         for (const [name, c] of Object.entries(names)) {
-          const { stdout, stderr } = await run('docker', ['logs', c.getId()], { maxBuffer: 256 * 1024 * 1024 });
+          const { stdout, stderr } = await docker('logs', c.getId());
           out[name] = stdout + stderr;
         }
         return out;
       },
-      async restartBroker() {
-        await broker.restart();
-        await until(async () => (await agents.a.http('GET', '/health')).status === 200, 'the broker answering through Caddy after its restart');
-      },
       async restartCaddy() {
-        await run('docker', ['restart', caddy.getId()]);
-        await until(async () => (await agents.a.http('GET', '/health')).status === 200, 'Caddy serving /health again after its restart');
+        await docker('restart', caddy.getId());
+        await throughCaddy('Caddy serving /health again after its restart');
       },
-      async stop() {
-        await Promise.allSettled(started.map((c) => c.stop({ remove: true })));
-        await Promise.allSettled([core, ...Object.values(lans)].map((n) => n.net.stop()));
-      },
+      stop: cleanup,
     };
   } catch (e) {
-    await Promise.allSettled(started.map((c) => c.stop({ remove: true })));
-    await Promise.allSettled([core, ...Object.values(lans)].map((n) => n.net.stop()));
+    await cleanup();
     throw e;
   }
 }
