@@ -109,10 +109,16 @@ describe('delivery through Caddy', () => {
         if (text === null) cut.racingWaits++;
         shownToB.push(text ?? (await next(b)));
       } else if (fault === 3) {
-        // a's send is killed in flight: send.sh tries again with the same key.
+        // a's send is killed in flight: send.sh tries again with the same key. The broker is paused
+        // so the send is surely on its way (it reached the broker, which answers once resumed).
+        await stack.pauseBroker(0);
         const sending = send(a, `${request} [OVER]`);
-        await curlRunning(a);
-        if (await killCurl(a)) cut.sendsKilled++;
+        try {
+          await curlRunning(a);
+          if (await killCurl(a)) cut.sendsKilled++;
+        } finally {
+          await stack.unpauseBroker(0);
+        }
         await sending;
         shownToB.push(await next(b));
       } else if (fault === 4) {
@@ -136,8 +142,9 @@ describe('delivery through Caddy', () => {
     }
     expect(shownToB).toEqual(sentByA); // 0 lost, 0 shown twice, in order
     expect(shownToA).toEqual(sentByB);
-    // The faults really hit: waits cut while held, and Caddy restarted.
+    // The faults really hit: waits cut while held, sends killed on their way, and Caddy restarted.
     expect(cut.heldWaits).toBeGreaterThan(0);
+    expect(cut.sendsKilled).toBe(EXCHANGES / 6);
     expect(cut.caddyRestarts).toBe(EXCHANGES / 6);
     console.log(`e2e delivery through Caddy: ${sentByA.length + sentByB.length} messages, 0 lost, 0 shown twice; faults ${JSON.stringify(cut)}`);
   }, 1_800_000); // a bound for a busy machine, not a timed assertion

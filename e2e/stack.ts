@@ -12,6 +12,7 @@
  *   const p = await s.pinnedAgent(1);    // an agent on its own /24 whose only path is plain HTTP to broker 1 itself
  *   await s.brokerGet(0, '/ready');      // the operator's view from inside broker 0's container ({status, json, text})
  *   await s.killBroker(0); await s.startBroker(0);  // docker kill / docker start, then wait until it is ready
+ *   await s.pauseBroker(0); await s.unpauseBroker(0); // requests reach it and hang until it resumes
  *   await s.restartBroker(0);            // docker restart (SIGTERM, drain), then wait until Caddy reaches it again
  *   await s.stopRedis(); await s.startRedis();
  *   await s.logs(); await s.stop();
@@ -229,6 +230,9 @@ export interface Stack {
   restartBroker(index?: number): Promise<void>;
   /** `docker kill` broker `index` (SIGKILL, no drain). */
   killBroker(index: number): Promise<void>;
+  /** `docker pause` / `unpause` broker `index`: requests reach it and hang until it resumes. */
+  pauseBroker(index: number): Promise<void>;
+  unpauseBroker(index: number): Promise<void>;
   /** Start a killed broker again and wait until it is ready. */
   startBroker(index: number): Promise<void>;
   stopRedis(): Promise<void>;
@@ -399,6 +403,12 @@ async function startStack(opts: { brokers: number; redis: boolean; ssh: boolean;
       },
       async killBroker(index) {
         await docker('kill', brokers[index].getId());
+      },
+      async pauseBroker(index) {
+        await docker('pause', brokers[index].getId());
+      },
+      async unpauseBroker(index) {
+        await docker('unpause', brokers[index].getId());
       },
       async startBroker(index) {
         await docker('start', brokers[index].getId());
