@@ -107,6 +107,25 @@ describe('loop detectors in Redis', () => {
       await b.close();
     }
   });
+
+  it('a room update on one broker sees what another broker changed since the first one last read the room', async () => {
+    const { redisBackend } = await import('../src/backend/redis/index.js');
+    const a = await redisBackend({ url: redis.url, secret: SECRET });
+    const b = await redisBackend({ url: redis.url, secret: SECRET });
+    try {
+      const room = (await a.rooms.create({ kind: 'standard', headless: false, creator: 'c'.repeat(64), members: [], paused: null, alarms: 0 }, Date.now()))!;
+      expect((await a.rooms.get(room.id))?.paused).toBeNull(); // a now holds the room as it was
+      await b.rooms.update(room.id, (r) => void (r.paused = 'loop'));
+      // What a's update sees, and what it writes, include b's change.
+      expect(await a.rooms.update(room.id, (r) => ((r.alarms += 1), r.paused))).toBe('loop');
+      expect(await b.rooms.get(room.id)).toMatchObject({ paused: 'loop', alarms: 1 });
+      await b.rooms.delete(room.id);
+      expect(await a.rooms.update(room.id, () => 'changed')).toBeUndefined();
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
 });
 
 describe('MCP sessions on several brokers', () => {

@@ -153,9 +153,11 @@ export interface InboxStore {
   nack(owner: string, id: string, minExpiresAt: number): Awaitable<void>;
   /** Removes and returns every item (the owner left). */
   clear(owner: string): Awaitable<InboxItem[]>;
-  size(owner: string): Awaitable<{ count: number; bytes: number }>;
-  /** Bytes queued across every inbox (a global cap keeps one sender from filling memory). */
-  totalBytes(): Awaitable<number>;
+  /**
+   * What `owner`'s inbox holds, and `total`: the bytes queued across every inbox (a global cap
+   * keeps one sender from filling memory). One call, since every send checks both.
+   */
+  size(owner: string): Awaitable<{ count: number; bytes: number; total: number }>;
   /** Unread partner messages per sender (what a restart of a one-process broker would lose). */
   unreadBySender(): Awaitable<Map<string, number>>;
   /** Called once for each item that reaches its expiry unread. */

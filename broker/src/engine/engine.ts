@@ -273,10 +273,10 @@ export class Engine implements RoomService {
     const signal = parsed.signal;
     if (text.trim() === '') throw refuse('empty_message');
     const bytes = storedBytes(text);
-    const [queued, total] = await Promise.all([this.backend.inboxes.size(partner.hash), this.backend.inboxes.totalBytes()]);
+    const queued = await this.backend.inboxes.size(partner.hash);
     if (queued.count >= this.config.queueMaxMessages || queued.bytes + bytes > this.config.queueMaxBytes) throw refuse('inbox_full', undefined, 5);
     // Every inbox is capped, but many inboxes could still fill memory; concurrent sends may pass it by one message each.
-    if (total + bytes > this.config.queueMaxTotalBytes) throw refuse('broker_full', undefined, BROKER_FULL_RETRY_S);
+    if (queued.total + bytes > this.config.queueMaxTotalBytes) throw refuse('broker_full', undefined, BROKER_FULL_RETRY_S);
 
     const alarm = await this.backend.detectors.observe(room.id, me.role === 'host' ? 0 : 1, text, signal);
     if (alarm) throw await this.raiseAlarm(room.id, alarm);
@@ -298,9 +298,12 @@ export class Engine implements RoomService {
     if (!turn) throw refuse('partner_not_connected', undefined, 5);
 
     const message = event({ kind: 'message', from: me.agentId, signal: sig, text });
-    await this.backend.inboxes.push(turn.to.hash, { event: message, bytes, from: me.hash, toAgent: turn.to.agentId, expiresAt: this.expiry() });
-    await receipts.setFate(message.id, me.hash, 'queued', this.receiptTtl());
-    if (opts.idempotencyKey) await receipts.remember(me.hash, opts.idempotencyKey, message.id, this.receiptTtl());
+    // Independent writes, issued together: one round trip on a networked backend.
+    await Promise.all([
+      this.backend.inboxes.push(turn.to.hash, { event: message, bytes, from: me.hash, toAgent: turn.to.agentId, expiresAt: this.expiry() }),
+      receipts.setFate(message.id, me.hash, 'queued', this.receiptTtl()),
+      opts.idempotencyKey && receipts.remember(me.hash, opts.idempotencyKey, message.id, this.receiptTtl()),
+    ]);
     this.backend.bus.wake(turn.to.hash);
     this.metrics.messages.inc();
     this.metrics.messageBytes.inc(Buffer.byteLength(raw));
@@ -397,9 +400,10 @@ export class Engine implements RoomService {
     const inboxes = this.backend.inboxes;
     let item = await inboxes.lease(owner);
     if (item && ack && item.event.id === ack) {
-      await inboxes.ack(owner, ack);
-      if (item.from) await this.backend.receipts.setFate(item.event.id, item.from, 'acknowledged', this.receiptTtl());
-      item = await inboxes.lease(owner);
+      // On a networked backend the three go out together; Redis runs them in order.
+      const acked = inboxes.ack(owner, ack);
+      const noted = item.from && this.backend.receipts.setFate(item.event.id, item.from, 'acknowledged', this.receiptTtl());
+      [, , item] = await Promise.all([acked, noted, inboxes.lease(owner)]);
     }
     return item;
   }
@@ -419,12 +423,12 @@ export class Engine implements RoomService {
   private async settle(owner: string, item: InboxItem, delivered: boolean, acking: boolean): Promise<void> {
     const { inboxes, receipts } = this.backend;
     if (delivered) {
-      if (item.from) {
-        this.metrics.delivered.inc();
-        await receipts.setFate(item.event.id, item.from, 'delivered', this.receiptTtl());
-      }
-      // An acknowledging client keeps the event in flight until it says it processed it.
-      if (!acking) await inboxes.ack(owner, item.event.id);
+      if (item.from) this.metrics.delivered.inc();
+      await Promise.all([
+        item.from && receipts.setFate(item.event.id, item.from, 'delivered', this.receiptTtl()),
+        // An acknowledging client keeps the event in flight until it says it processed it.
+        !acking && inboxes.ack(owner, item.event.id),
+      ]);
       return;
     }
     this.metrics.redelivered.inc();

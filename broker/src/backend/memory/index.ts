@@ -111,9 +111,8 @@ export async function memoryBackend(opts: { secret?: string } = {}): Promise<Sta
     },
     size(owner) {
       const b = boxes.get(owner);
-      return b ? { count: b.items.length + (b.inflight ? 1 : 0), bytes: b.bytes } : { count: 0, bytes: 0 };
+      return b ? { count: b.items.length + (b.inflight ? 1 : 0), bytes: b.bytes, total } : { count: 0, bytes: 0, total };
     },
-    totalBytes: () => total,
     unreadBySender() {
       const counts = new Map<string, number>();
       for (const b of boxes.values())

@@ -41,6 +41,9 @@ const k = {
   roomQuota: `${P}quota:rooms`,
 };
 
+/** Rooms whose JSON a broker keeps to try its compare-and-set on (see rooms.update); the oldest go first. */
+const ROOMS_SEEN_MAX = 1_000;
+
 /** Safety TTL on every key: nothing outlives its longest legitimate life by more than this. */
 const SAFETY_MS = 24 * 3600_000;
 
@@ -48,6 +51,7 @@ type Scripted = Redis & {
   casRoom(key: string, old: string, next: string, ttlMs: number): Promise<number>;
   inboxPush(list: string, bytesKey: string, totalKey: string, expiryKey: string, owner: string, item: string, bytes: number, score: number, member: string, ttlMs: number): Promise<number>;
   inboxLease(list: string, inflight: string, ttlMs: number): Promise<string | null>;
+  inboxSize(list: string, inflight: string, bytesKey: string, totalKey: string, owner: string): Promise<[number, number, number]>;
   inboxAck(inflight: string, bytesKey: string, totalKey: string, expiryKey: string, owner: string, id: string): Promise<number>;
   inboxNack(list: string, inflight: string, expiryKey: string, owner: string, id: string, minExpiresAt: number): Promise<number>;
   inboxClear(list: string, inflight: string, bytesKey: string, totalKey: string, expiryKey: string, owner: string): Promise<string[]>;
@@ -121,11 +125,8 @@ export async function redisBackend(opts: RedisBackendOptions): Promise<StateBack
       return (await r.inboxClear(k.inbox(owner), k.inflight(owner), k.inboxBytes, k.totalBytes, k.inboxExpiry, owner)).map(parseItem);
     },
     async size(owner) {
-      const [[, count], [, inflight], [, bytes]] = (await r.multi().llen(k.inbox(owner)).exists(k.inflight(owner)).hget(k.inboxBytes, owner).exec()) as [unknown, number][];
-      return { count: Number(count) + Number(inflight), bytes: Number(bytes ?? 0) };
-    },
-    async totalBytes() {
-      return Number((await r.get(k.totalBytes)) ?? 0);
+      const [count, bytes, total] = await r.inboxSize(k.inbox(owner), k.inflight(owner), k.inboxBytes, k.totalBytes, owner);
+      return { count, bytes, total };
     },
     // Sessions survive a restart here: nothing is lost, so nothing to report.
     unreadBySender: () => new Map(),
@@ -135,6 +136,17 @@ export async function redisBackend(opts: RedisBackendOptions): Promise<StateBack
   };
 
   const roomTtl = SAFETY_MS * 31;
+  /**
+   * The JSON of rooms as this broker last read or wrote them. An update first tries its
+   * compare-and-set against this copy, which saves a read per turn; a stale copy only costs a
+   * failed swap, then a fresh read. Plain reads always go to Redis.
+   */
+  const seen = new Map<number, string>();
+  const saw = (id: number, raw: string) => {
+    seen.delete(id);
+    if (seen.size >= ROOMS_SEEN_MAX) seen.delete(seen.keys().next().value!);
+    seen.set(id, raw);
+  };
   return {
     name: 'redis',
     rateLimitStore: r,
@@ -193,20 +205,29 @@ export async function redisBackend(opts: RedisBackendOptions): Promise<StateBack
       },
       async get(id) {
         const s = await r.get(k.room(id));
-        return s ? (JSON.parse(s) as RoomState) : undefined;
+        if (!s) return void seen.delete(id);
+        saw(id, s);
+        return JSON.parse(s) as RoomState;
       },
       async update(id, fn) {
         for (let attempt = 0; attempt < 100; attempt++) {
-          const raw = await r.get(k.room(id));
-          if (!raw) return undefined;
+          const cached = attempt === 0 ? seen.get(id) : undefined;
+          const raw = cached ?? (await r.get(k.room(id)));
+          if (!raw) return void seen.delete(id);
           const room = JSON.parse(raw) as RoomState;
           const result = fn(room);
           const next = JSON.stringify(room);
-          if (next === raw || (await r.casRoom(k.room(id), raw, next, roomTtl)) === 1) return result;
+          // An unchanged room read just now needs no write; a cached one must still be proven current.
+          if ((next === raw && !cached) || (await r.casRoom(k.room(id), raw, next, roomTtl)) === 1) {
+            saw(id, next);
+            return result;
+          }
+          seen.delete(id);
         }
         throw new Error('room update kept conflicting');
       },
       async delete(id) {
+        seen.delete(id);
         const raw = await r.get(k.room(id));
         // Its detector goes through detectors.delete.
         const [[, deleted]] = (await r.multi().del(k.room(id)).srem(k.rooms, String(id)).exec()) as [unknown, number][];

@@ -21,6 +21,16 @@ redis.call('ZADD', KEYS[4], ARGV[4], ARGV[5])
 return 1
 `;
 
+// KEYS: list, inflight, bytesKey, totalKey   ARGV: owner. The owner's count (the in-flight item
+// included) and bytes, and the bytes queued in all: what a send checks, in one command.
+const SIZE = `
+return {
+  redis.call('LLEN', KEYS[1]) + redis.call('EXISTS', KEYS[2]),
+  tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0'),
+  tonumber(redis.call('GET', KEYS[4]) or '0')
+}
+`;
+
 // KEYS: list, inflight   ARGV: ttlMs. The in-flight item is handed out again until acked or put back.
 const LEASE = `
 local f = redis.call('GET', KEYS[2])
@@ -123,6 +133,7 @@ export const QUOTA_SCRIPTS = {
 export const INBOX_SCRIPTS = {
   inboxPush: { numberOfKeys: 4, lua: PUSH },
   inboxLease: { numberOfKeys: 2, lua: LEASE },
+  inboxSize: { numberOfKeys: 4, lua: SIZE },
   inboxAck: { numberOfKeys: 4, lua: ACK },
   inboxNack: { numberOfKeys: 3, lua: NACK },
   inboxClear: { numberOfKeys: 5, lua: CLEAR },
