@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { createLoopDetector, type LoopDetector } from '../../loop-detector.js';
 import { BucketCounts } from '../../client-address.js';
+import { CappedMap } from '../capped-map.js';
 import { keyedHasher, type Fate, type InboxItem, type InboxStore, type RoomState, type StateBackend } from '../ports.js';
 import { Store } from './sql-store.js';
 
@@ -28,9 +29,9 @@ export async function memoryBackend(opts: { secret?: string } = {}): Promise<Sta
   let expired: (owner: string, item: InboxItem) => void = () => {};
   let woken: (owner: string) => void = () => {};
   // Receipts are bounded maps in insertion order (oldest dropped first), expired on read: no timer per message.
-  const fates = new Map<string, { sender: string; fate: Fate; until: number }>();
-  const idem = new Map<string, { id: string; until: number }>();
-  const doorSessions = new Map<string, { value: string; until: number }>();
+  const fates = new CappedMap<string, { sender: string; fate: Fate; until: number }>(RECEIPTS_MAX);
+  const idem = new CappedMap<string, { id: string; until: number }>(RECEIPTS_MAX);
+  const doorSessions = new CappedMap<string, { value: string; until: number }>(RECEIPTS_MAX);
   // Per-address caps: live tokens and open rooms per bucket.
   const tokenBucket = new Map<string, string>();
   const held = { tokens: new BucketCounts(), rooms: new BucketCounts() };
@@ -198,7 +199,7 @@ export async function memoryBackend(opts: { secret?: string } = {}): Promise<Sta
     receipts: {
       setFate(messageId, sender, fate, ttlMs) {
         const known = fates.get(messageId);
-        if (!known) bounded(fates).set(messageId, { sender, fate, until: Date.now() + ttlMs });
+        if (!known) fates.set(messageId, { sender, fate, until: Date.now() + ttlMs });
         else {
           known.fate = fate;
           known.until = Date.now() + ttlMs;
@@ -207,7 +208,7 @@ export async function memoryBackend(opts: { secret?: string } = {}): Promise<Sta
       fate: (messageId) => live(fates, messageId),
       recall: (sender, key) => live(idem, `${sender}:${key}`)?.id,
       remember(sender, key, id, ttlMs) {
-        bounded(idem).set(`${sender}:${key}`, { id, until: Date.now() + ttlMs });
+        idem.set(`${sender}:${key}`, { id, until: Date.now() + ttlMs });
       },
     },
     sessions: {
@@ -217,7 +218,7 @@ export async function memoryBackend(opts: { secret?: string } = {}): Promise<Sta
         return r?.value;
       },
       set(key, value, ttlMs) {
-        bounded(doorSessions).set(key, { value, until: Date.now() + ttlMs });
+        doorSessions.set(key, { value, until: Date.now() + ttlMs });
       },
       delete(key) {
         const r = live(doorSessions, key);
@@ -234,11 +235,6 @@ export async function memoryBackend(opts: { secret?: string } = {}): Promise<Sta
 }
 
 const RECEIPTS_MAX = 50_000;
-
-function bounded<V>(m: Map<string, V>): Map<string, V> {
-  while (m.size >= RECEIPTS_MAX) m.delete(m.keys().next().value!);
-  return m;
-}
 
 function live<V extends { until: number }>(m: Map<string, V>, key: string): V | undefined {
   const v = m.get(key);

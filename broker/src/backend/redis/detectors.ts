@@ -7,6 +7,7 @@
  */
 import type { Redis } from 'ioredis';
 import { createLoopDetector, type LoopDetector, type LoopDetectorSnapshot } from '../../loop-detector.js';
+import { CappedMap } from '../capped-map.js';
 import type { DetectorStore } from '../ports.js';
 
 type WithApply = Redis & {
@@ -27,7 +28,7 @@ export function redisDetectors(r: Redis, prefix: string, ttlMs: number): Detecto
     const base = `${prefix}det:{${roomId}}:`; // one hash slot per room, for Redis Cluster
     return [`${base}v`, `${base}y`, `${base}o`, `${base}s`] as const;
   };
-  const copies = new Map<number, Copy>();
+  const copies = new CappedMap<number, Copy>(COPIES_MAX);
 
   const load = async (roomId: number): Promise<Copy> => {
     const [v, y, o, s] = keys(roomId);
@@ -43,8 +44,7 @@ export function redisDetectors(r: Redis, prefix: string, ttlMs: number): Detecto
     return copy;
   };
   const remember = (roomId: number, copy: Copy) => {
-    copies.delete(roomId);
-    if (copies.size >= COPIES_MAX) copies.delete(copies.keys().next().value!);
+    copies.delete(roomId); // and set again: the newest
     copies.set(roomId, copy);
   };
 

@@ -14,6 +14,7 @@
  */
 import { Redis } from 'ioredis';
 import { keyedHasher, type CodeKind, type Fate, type InboxItem, type InboxStore, type RoomState, type StateBackend } from '../ports.js';
+import { CappedMap } from '../capped-map.js';
 import { redisDetectors } from './detectors.js';
 import { sealer } from './sealed.js';
 import { DETECTOR_APPLY, INBOX_SCRIPTS, QUOTA_SCRIPTS, ROOM_CAS } from './scripts.js';
@@ -141,10 +142,9 @@ export async function redisBackend(opts: RedisBackendOptions): Promise<StateBack
    * compare-and-set against this copy, which saves a read per turn; a stale copy only costs a
    * failed swap, then a fresh read. Plain reads always go to Redis.
    */
-  const seen = new Map<number, string>();
+  const seen = new CappedMap<number, string>(ROOMS_SEEN_MAX);
   const saw = (id: number, raw: string) => {
     seen.delete(id);
-    if (seen.size >= ROOMS_SEEN_MAX) seen.delete(seen.keys().next().value!);
     seen.set(id, raw);
   };
   return {
