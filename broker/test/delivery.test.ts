@@ -6,6 +6,9 @@ import { describe, expect, it } from 'vitest';
 import { faultProxy } from './fault-proxy.js';
 import { broker, client, eventually, metric } from './helpers.js';
 import { parseFrame } from './frames.js';
+import { SECRET, testRedis } from './redis-server.js';
+
+const redis = await testRedis();
 
 /** An acknowledging participant that retries whatever the network cut, and shows each event once. */
 function ackingClient(base: string, token: string) {
@@ -126,8 +129,12 @@ describe('delivery', () => {
     expect(bad.json.code).toBe('bad_idempotency_key');
   });
 
-  it('the sender can ask what became of a message: queued, delivered, acknowledged', async () => {
-    const api = client((await broker()).url);
+  it.each([
+    ['memory', {}],
+    // Redis records a message's receipt in the same script that queues it.
+    ['Redis', { STATE_URL: redis.url, PARLEY_SECRET: SECRET }],
+  ])('the sender can ask what became of a message: queued, delivered, acknowledged (%s backend)', async (_name, env) => {
+    const api = client((await broker(env)).url);
     const { host, joiner } = await api.pair();
     const id = (await api.send(host, 'the build is green [OVER]')).headers.get('parley-message-id')!;
     const fate = async (t = host) => (await api.call('GET', `/messages/${id}`, { token: t })).json;

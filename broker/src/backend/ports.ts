@@ -57,6 +57,8 @@ export interface TokenStore {
   /** False (and nothing added) when `quota`'s bucket already holds `max` live tokens. */
   add(hash: string, expiresAt: number, quota?: Quota): Awaitable<boolean>;
   get(hash: string): Awaitable<TokenRow | undefined>;
+  /** The token and the room it is in (if any), read as one step: every request of a member needs both. */
+  withRoom(hash: string): Awaitable<{ row: TokenRow; room: RoomState | undefined } | undefined>;
   touch(hash: string, expiresAt: number): Awaitable<void>;
   setRoom(hash: string, roomId: number | null): Awaitable<void>;
   /** Deletes the token; its bucket (if it was counted) gets its place back. */
@@ -144,7 +146,11 @@ export interface InboxItem {
  * its owner still drains what was sent before the closing notice, in order.
  */
 export interface InboxStore {
-  push(owner: string, item: InboxItem): Awaitable<void>;
+  /**
+   * Queues `item`. With `receiptTtlMs`, the same step records its fate as queued for its sender
+   * (`item.from`; see ReceiptStore), as every message's send does.
+   */
+  push(owner: string, item: InboxItem, receiptTtlMs?: number): Awaitable<void>;
   /** The head, marked in flight (the same item again while it is in flight). */
   lease(owner: string): Awaitable<InboxItem | undefined>;
   /** Removes the in-flight item if it is `id`. */

@@ -127,10 +127,15 @@ export class Engine implements RoomService {
     return { token: t.token, ...result };
   }
 
-  private async auth(token: string | undefined, known?: string): Promise<TokenRow> {
+  /** The hash of a participant's token (`known` if the caller hashed it already); watch and malformed tokens are refused. */
+  private participant(token: string | undefined, known?: string): string {
     if (Engine.isWatchToken(token)) throw refuse('watch_only');
     if (!Engine.wellFormed(token)) throw refuse('unauthorized');
-    const row = await this.backend.tokens.get(known ?? this.backend.hasher.hash(token));
+    return known ?? this.backend.hasher.hash(token);
+  }
+
+  /** The row of a live token; an unknown or expired one is refused. */
+  private async live(row: TokenRow | undefined): Promise<TokenRow> {
     const now = this.backend.clock.now();
     if (!row || row.expiresAt <= now) throw refuse('unauthorized');
     // Sliding expiry, written at most once a minute (or per half TTL when shorter) to keep the hot path read-only.
@@ -139,9 +144,18 @@ export class Engine implements RoomService {
     return row;
   }
 
+  private async auth(token: string | undefined, known?: string): Promise<TokenRow> {
+    return this.live(await this.backend.tokens.get(this.participant(token, known)));
+  }
+
+  /** A live token and the room it is in, if any, read together. */
+  private async tokenAndRoom(token: string | undefined, known?: string): Promise<{ row: TokenRow; room: RoomState | undefined }> {
+    const found = await this.backend.tokens.withRoom(this.participant(token, known));
+    return { row: await this.live(found?.row), room: found?.room };
+  }
+
   private async memberOf(token: string | undefined, known?: string) {
-    const row = await this.auth(token, known);
-    const room = row.roomId === null ? undefined : await this.backend.rooms.get(row.roomId);
+    const { row, room } = await this.tokenAndRoom(token, known);
     const me = room?.members.find((m) => m.hash === row.hash);
     if (!room || !me) throw refuse('not_in_room');
     return { room, me, partner: room.members.find((m) => m !== me), row };
@@ -298,10 +312,9 @@ export class Engine implements RoomService {
     if (!turn) throw refuse('partner_not_connected', undefined, 5);
 
     const message = event({ kind: 'message', from: me.agentId, signal: sig, text });
-    // Independent writes, issued together: one round trip on a networked backend.
+    // The message and its receipt in one step; the idempotency key alongside (one round trip on a networked backend).
     await Promise.all([
-      this.backend.inboxes.push(turn.to.hash, { event: message, bytes, from: me.hash, toAgent: turn.to.agentId, expiresAt: this.expiry() }),
-      receipts.setFate(message.id, me.hash, 'queued', this.receiptTtl()),
+      this.backend.inboxes.push(turn.to.hash, { event: message, bytes, from: me.hash, toAgent: turn.to.agentId, expiresAt: this.expiry() }, this.receiptTtl()),
       opts.idempotencyKey && receipts.remember(me.hash, opts.idempotencyKey, message.id, this.receiptTtl()),
     ]);
     this.backend.bus.wake(turn.to.hash);
@@ -496,8 +509,7 @@ export class Engine implements RoomService {
   }
 
   async status(token: string | undefined): Promise<Status> {
-    const row = await this.auth(token);
-    const room = row.roomId === null ? undefined : await this.backend.rooms.get(row.roomId);
+    const { row, room } = await this.tokenAndRoom(token);
     const me = room?.members.find((m) => m.hash === row.hash);
     if (!room || !me) return { inRoom: false, role: null, agentId: null, partner: null, paused: null, headless: null };
     await this.backend.rooms.update(room.id, (r) => {
@@ -634,9 +646,9 @@ export class Engine implements RoomService {
   private async watcherOf(token: string | undefined) {
     if (!Engine.isWatchToken(token)) throw refuse('unauthorized');
     const hash = this.backend.hasher.hash(token);
-    const row = await this.backend.tokens.get(hash);
-    if (!row || row.expiresAt <= this.backend.clock.now()) throw refuse('unauthorized');
-    const room = row.roomId === null ? undefined : await this.backend.rooms.get(row.roomId);
+    const found = await this.backend.tokens.withRoom(hash);
+    if (!found || found.row.expiresAt <= this.backend.clock.now()) throw refuse('unauthorized');
+    const room = found.room;
     const grant = room?.watch?.find((g) => g.hash === hash && g.kind === 'watcher');
     const agent = grant && room?.members.find((m) => m.hash === grant.of);
     if (!room || !agent) throw refuse('not_in_room');

@@ -68,8 +68,18 @@ export async function memoryBackend(opts: { secret?: string } = {}): Promise<Sta
     total -= item.bytes;
   };
 
+  const setFate = (messageId: string, sender: string, fate: Fate, ttlMs: number) => {
+    const known = fates.get(messageId);
+    if (!known) fates.set(messageId, { sender, fate, until: Date.now() + ttlMs });
+    else {
+      known.fate = fate;
+      known.until = Date.now() + ttlMs;
+    }
+  };
+
   const inboxes: InboxStore = {
-    push(owner, item) {
+    push(owner, item, receiptTtlMs) {
+      if (receiptTtlMs !== undefined && item.from) setFate(item.event.id, item.from, 'queued', receiptTtlMs);
       const b = box(owner);
       b.items.push(item);
       b.bytes += item.bytes;
@@ -138,6 +148,10 @@ export async function memoryBackend(opts: { secret?: string } = {}): Promise<Sta
         return true;
       },
       get: (h) => store.getToken(h),
+      withRoom(h) {
+        const row = store.getToken(h);
+        return row && { row, room: row.roomId === null ? undefined : rooms.get(row.roomId) };
+      },
       touch: (h, at) => store.touchToken(h, at),
       setRoom: (h, id) => store.setTokenRoom(h, id),
       delete(h) {
@@ -197,14 +211,7 @@ export async function memoryBackend(opts: { secret?: string } = {}): Promise<Sta
       delete: (roomId) => void detectors.delete(roomId),
     },
     receipts: {
-      setFate(messageId, sender, fate, ttlMs) {
-        const known = fates.get(messageId);
-        if (!known) fates.set(messageId, { sender, fate, until: Date.now() + ttlMs });
-        else {
-          known.fate = fate;
-          known.until = Date.now() + ttlMs;
-        }
-      },
+      setFate,
       fate: (messageId) => live(fates, messageId),
       recall: (sender, key) => live(idem, `${sender}:${key}`)?.id,
       remember(sender, key, id, ttlMs) {

@@ -13,11 +13,11 @@
  * configured by the shipped compose file (--save '' --appendonly no).
  */
 import { Redis } from 'ioredis';
-import { keyedHasher, type CodeKind, type Fate, type InboxItem, type InboxStore, type RoomState, type StateBackend } from '../ports.js';
+import { keyedHasher, type CodeKind, type Fate, type InboxItem, type InboxStore, type RoomState, type StateBackend, type TokenRow } from '../ports.js';
 import { CappedMap } from '../capped-map.js';
 import { redisDetectors } from './detectors.js';
 import { sealer } from './sealed.js';
-import { DETECTOR_APPLY, INBOX_SCRIPTS, QUOTA_SCRIPTS, ROOM_CAS } from './scripts.js';
+import { DETECTOR_APPLY, INBOX_SCRIPTS, QUOTA_SCRIPTS, ROOM_CAS, TOKEN_AND_ROOM } from './scripts.js';
 
 const P = 'parley:';
 const k = {
@@ -42,6 +42,20 @@ const k = {
   roomQuota: `${P}quota:rooms`,
 };
 
+/** A receipt as stored: the sender's token hash and the fate. */
+const fateValue = (sender: string, fate: Fate) => `${sender}|${fate}`;
+
+/** A token's hash fields as a row; undefined when the token is gone. */
+function tokenRow(hash: string, f: Record<string, string>): TokenRow | undefined {
+  if (!f.e) return undefined;
+  return { hash, roomId: f.r ? Number(f.r) : null, roomsCreated: Number(f.c), expiresAt: Number(f.e) };
+}
+
+/** [k1, v1, k2, v2…] as [k, v] pairs (HGETALL's reply inside a script). */
+function* pairs(flat: string[]): Iterable<[string, string]> {
+  for (let i = 0; i + 1 < flat.length; i += 2) yield [flat[i], flat[i + 1]];
+}
+
 /** Rooms whose JSON a broker keeps to try its compare-and-set on (see rooms.update); the oldest go first. */
 const ROOMS_SEEN_MAX = 1_000;
 
@@ -50,7 +64,8 @@ const SAFETY_MS = 24 * 3600_000;
 
 type Scripted = Redis & {
   casRoom(key: string, old: string, next: string, ttlMs: number): Promise<number>;
-  inboxPush(list: string, bytesKey: string, totalKey: string, expiryKey: string, owner: string, item: string, bytes: number, score: number, member: string, ttlMs: number): Promise<number>;
+  tokenAndRoom(token: string, roomPrefix: string): Promise<[string[], string | null] | null>;
+  inboxPush(list: string, bytesKey: string, totalKey: string, expiryKey: string, fateKey: string, owner: string, item: string, bytes: number, score: number, member: string, ttlMs: number, fate: string, fateTtlMs: number | ''): Promise<number>;
   inboxLease(list: string, inflight: string, ttlMs: number): Promise<string | null>;
   inboxSize(list: string, inflight: string, bytesKey: string, totalKey: string, owner: string): Promise<[number, number, number]>;
   inboxAck(inflight: string, bytesKey: string, totalKey: string, expiryKey: string, owner: string, id: string): Promise<number>;
@@ -74,6 +89,7 @@ export async function redisBackend(opts: RedisBackendOptions): Promise<StateBack
   const r = new Redis(opts.url, { maxRetriesPerRequest: 2, enableOfflineQueue: false, lazyConnect: true, enableAutoPipelining: true }) as Scripted;
   r.on('error', () => undefined); // surfaced through ready() and refused requests, never a crash
   r.defineCommand('casRoom', { numberOfKeys: 1, lua: ROOM_CAS });
+  r.defineCommand('tokenAndRoom', { numberOfKeys: 1, lua: TOKEN_AND_ROOM });
   r.defineCommand('detectorApply', { numberOfKeys: 4, lua: DETECTOR_APPLY });
   for (const [name, s] of Object.entries({ ...INBOX_SCRIPTS, ...QUOTA_SCRIPTS })) r.defineCommand(name, s);
   await r.connect();
@@ -108,9 +124,10 @@ export async function redisBackend(opts: RedisBackendOptions): Promise<StateBack
   }, opts.sweepMs ?? 500).unref();
 
   const inboxes: InboxStore = {
-    async push(owner, item) {
+    async push(owner, item, receiptTtlMs) {
       const ttl = Math.max(1, item.expiresAt - now()) + SAFETY_MS;
-      await r.inboxPush(k.inbox(owner), k.inboxBytes, k.totalBytes, k.inboxExpiry, owner, JSON.stringify(item), item.bytes, item.expiresAt, `${owner}|${item.event.id}`, ttl);
+      const receipt = receiptTtlMs !== undefined && item.from ? receiptTtlMs : '';
+      await r.inboxPush(k.inbox(owner), k.inboxBytes, k.totalBytes, k.inboxExpiry, k.fate(item.event.id), owner, JSON.stringify(item), item.bytes, item.expiresAt, `${owner}|${item.event.id}`, ttl, fateValue(item.from ?? '', 'queued'), receipt);
     },
     async lease(owner) {
       const s = await r.inboxLease(k.inbox(owner), k.inflight(owner), SAFETY_MS);
@@ -159,9 +176,15 @@ export async function redisBackend(opts: RedisBackendOptions): Promise<StateBack
         return true;
       },
       async get(h) {
-        const row = await r.hgetall(k.token(h));
-        if (!row.e) return undefined;
-        return { hash: h, roomId: row.r ? Number(row.r) : null, roomsCreated: Number(row.c), expiresAt: Number(row.e) };
+        return tokenRow(h, await r.hgetall(k.token(h)));
+      },
+      async withRoom(h) {
+        const found = await r.tokenAndRoom(k.token(h), `${P}room:`);
+        const row = found ? tokenRow(h, Object.fromEntries(pairs(found[0]))) : undefined;
+        if (!row) return undefined;
+        const raw = row.roomId === null ? null : found![1];
+        if (raw) saw(row.roomId!, raw);
+        return { row, room: raw ? (JSON.parse(raw) as RoomState) : undefined };
       },
       async touch(h, at) {
         await r.multi().hset(k.token(h), 'e', at).pexpireat(k.token(h), at + SAFETY_MS).zadd(k.tokenExpiry, at, h).exec();
@@ -262,7 +285,7 @@ export async function redisBackend(opts: RedisBackendOptions): Promise<StateBack
     },
     receipts: {
       async setFate(messageId, sender, fate, ttlMs) {
-        await r.set(k.fate(messageId), `${sender}|${fate}`, 'PX', ttlMs);
+        await r.set(k.fate(messageId), fateValue(sender, fate), 'PX', ttlMs);
       },
       async fate(messageId) {
         const v = await r.get(k.fate(messageId));

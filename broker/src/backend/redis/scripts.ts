@@ -3,6 +3,20 @@
  * cjson reads the event id out of them. KEYS/ARGV orders match the calls in index.ts.
  */
 
+/**
+ * A token's row and the JSON of the room it is in, in one step. KEYS: token   ARGV: room key prefix.
+ * The room key comes from the row, so this needs one Redis (not a Cluster), as the rest does.
+ */
+export const TOKEN_AND_ROOM = `
+local row = redis.call('HGETALL', KEYS[1])
+if #row == 0 then return false end
+local room = false
+for i = 1, #row, 2 do
+  if row[i] == 'r' and row[i + 1] ~= '' then room = redis.call('GET', ARGV[1] .. row[i + 1]) end
+end
+return {row, room}
+`;
+
 /** Compare-and-set: swap the value only if it is still `old` ('' means: only if absent). */
 export const ROOM_CAS = `
 local cur = redis.call('GET', KEYS[1])
@@ -11,13 +25,15 @@ redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1
 `;
 
-// KEYS: list, bytesKey, totalKey, expiryKey   ARGV: owner, item, bytes, score, member, ttlMs
+// KEYS: list, bytesKey, totalKey, expiryKey, fateKey   ARGV: owner, item, bytes, score, member, ttlMs,
+// fate, fateTtlMs (the message's receipt, when ARGV[8] is not '')
 const PUSH = `
 redis.call('RPUSH', KEYS[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
 redis.call('HINCRBY', KEYS[2], ARGV[1], ARGV[3])
 redis.call('INCRBY', KEYS[3], ARGV[3])
 redis.call('ZADD', KEYS[4], ARGV[4], ARGV[5])
+if ARGV[8] ~= '' then redis.call('SET', KEYS[5], ARGV[7], 'PX', ARGV[8]) end
 return 1
 `;
 
@@ -131,7 +147,7 @@ export const QUOTA_SCRIPTS = {
 };
 
 export const INBOX_SCRIPTS = {
-  inboxPush: { numberOfKeys: 4, lua: PUSH },
+  inboxPush: { numberOfKeys: 5, lua: PUSH },
   inboxLease: { numberOfKeys: 2, lua: LEASE },
   inboxSize: { numberOfKeys: 4, lua: SIZE },
   inboxAck: { numberOfKeys: 4, lua: ACK },
