@@ -26,7 +26,8 @@ let stop: () => Promise<void>;
 if (kind === 'parley' || kind === 'parley-redis') {
   // parley-redis: the shared backend, on the Redis whose URL the bench passes.
   const shared = kind === 'parley-redis' ? { STATE_URL: process.argv[3], PARLEY_SECRET: 'bench-secret-of-at-least-32-characters!!' } : {};
-  const broker = await startBroker({ env: { RATE_LIMITS: 'off', LOG_LEVEL: 'silent', HTTP_PORT: '0', HTTP_HOST: '127.0.0.1', ...shared } });
+  // WAIT_TIMEOUT_S: the idle rooms' polls are held through the whole idle phase (twins included).
+  const broker = await startBroker({ env: { RATE_LIMITS: 'off', LOG_LEVEL: 'silent', HTTP_PORT: '0', HTTP_HOST: '127.0.0.1', WAIT_TIMEOUT_S: '300', ...shared } });
   server = broker.server;
   stop = () => broker.close();
 } else if (kind === 'null') {

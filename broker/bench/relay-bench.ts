@@ -28,7 +28,9 @@ const REPS = 5;
 const LATENCY_SAMPLES = 3_000;
 const MCP_LATENCY_SAMPLES = 1_000;
 // Longer than the whole idle phase, so nothing answers the held polls before the bench is done.
-const IDLE_HOLD_S = 110;
+const IDLE_HOLD_S = 300;
+// A twin's warm-up: as long as its sibling's runs before the idle phase.
+const TWIN_WARM_MS = 15_000;
 const README_FILE = '/tmp/readme-bench.md';
 // BENCH_PROFILE_DIR=dir: also write there a CPU profile of each server during one extra throughput run per phase.
 const PROFILE_DIR = process.env.BENCH_PROFILE_DIR;
@@ -98,6 +100,10 @@ const node = (script: string, args: string[], execArgv: string[] = []) =>
 
 interface Target {
   name: string;
+  kind: 'parley' | 'parley-redis' | 'null';
+  acking: boolean;
+  /** The same relay in a process of its own without idle rooms, run alongside the idle runs. */
+  twin?: Target;
   server: Worker;
   client: Worker;
   latencyMs: number[];
@@ -148,7 +154,7 @@ async function startTarget(name: string, kind: 'parley' | 'parley-redis' | 'null
   const { port } = await server.hello;
   const client = new Worker(`${name} client`, node('load-client.ts', [`http://127.0.0.1:${port}`, ...(acking ? ['ack'] : [])]));
   await client.hello;
-  return { name, server, client, latencyMs: [], base: [], idle: [] };
+  return { name, kind, acking, server, client, latencyMs: [], base: [], idle: [] };
 }
 
 async function throughputRun(t: Target, profileAs?: string, cmd: 'throughput' | 'mcpThroughput' = 'throughput'): Promise<Run> {
@@ -243,6 +249,13 @@ async function main(): Promise<void> {
     // machine, so each comparison is made with the same background (Parley against the null relay;
     // then the acking and Redis targets, each against its own figures without idle rooms).
     for (const group of [[nul, parley], onRedis ? [acking, onRedis] : [acking]]) {
+      // The idle runs come minutes after the first ones, and this shared machine's speed drifts by
+      // more than the target in that time (both relays alike). So each relay also gets a twin: the
+      // same relay in a fresh process without idle rooms, warmed up as long as the first runs took,
+      // whose runs are interleaved with the idle runs; the loss is then measured against it.
+      const twins: Target[] = [];
+      for (const t of group.filter((g) => g.kind !== 'parley-redis')) twins.push((t.twin = await startTarget(`${t.name} twin`, t.kind, undefined, t.acking)));
+      for (const tw of twins) await tw.client.call('throughput', { rooms: ROOMS, durationMs: TWIN_WARM_MS });
       log(`Opening ${fmt(IDLE_ROOMS, 0)} idle rooms for ${group.map((t) => t.name).join(' and ')}, both sides holding a /wait…`);
       for (const t of group) {
         t.rssBefore = await t.server.call<ServerStats>('stats');
@@ -254,8 +267,12 @@ async function main(): Promise<void> {
         if (t === onRedis) t.redisIdle = await redis!.used();
         log(`  ${t.name.padEnd(10)} ${fmt(t.rssIdle.connections, 0)} connections open; RSS ${fmt(t.rssBefore.rss / 2 ** 20, 1)} → ${fmt(t.rssIdle.rss / 2 ** 20, 1)} MiB, heap used ${fmt(t.rssBefore.heapUsed / 2 ** 20, 1)} → ${fmt(t.rssIdle.heapUsed / 2 ** 20, 1)} MiB (of ${fmt(t.rssIdle.heapTotal / 2 ** 20, 1)}), external ${fmt(t.rssBefore.external / 2 ** 20, 1)} → ${fmt(t.rssIdle.external / 2 ** 20, 1)} MiB`);
       }
-      log(`Throughput, ${ROOMS} rooms, with the ${fmt(IDLE_ROOMS, 0)} idle rooms present…`);
-      await interleave(group, 'idle');
+      log(`Throughput, ${ROOMS} rooms, with the ${fmt(IDLE_ROOMS, 0)} idle rooms present, interleaved with the twins (no idle rooms)…`);
+      await interleave([...group, ...twins], 'idle');
+      for (const tw of twins) {
+        tw.client.proc.kill();
+        await tw.server.call('exit').catch(() => undefined);
+      }
       for (const t of group) {
         const { answeredEarly } = await t.client.call<{ answeredEarly: number }>('idleStatus');
         const { connections } = await t.server.call<ServerStats>('stats');
@@ -281,8 +298,11 @@ async function main(): Promise<void> {
     n: { base: leastCpu(nul.base), idle: leastCpu(nul.idle) },
   };
   const tputRatio = p.base.msgsPerS / n.base.msgsPerS;
-  const idleCost = 1 - p.idle.msgsPerS / p.base.msgsPerS;
-  const nullIdleCost = 1 - n.idle.msgsPerS / n.base.msgsPerS;
+  // Against the twin (same time, no idle rooms): the target's figure. Against the earlier runs: machine drift included.
+  const idleCost = 1 - p.idle.msgsPerS / best(parley.twin!.idle).msgsPerS;
+  const nullIdleCost = 1 - n.idle.msgsPerS / best(nul.twin!.idle).msgsPerS;
+  const driftCost = 1 - p.idle.msgsPerS / p.base.msgsPerS;
+  const nullDriftCost = 1 - n.idle.msgsPerS / n.base.msgsPerS;
   const memRatio = perIdleRoom(parley) / perIdleRoom(nul);
   const kib = (b: number) => `${fmt(b / 1024, 1)} KiB`;
   const ms = (t: Target, q: number) => `${fmt(percentile(t.latencyMs, q), 2)} ms`;
@@ -296,7 +316,9 @@ async function main(): Promise<void> {
     `| Relay latency p99, 1 room | ${ms(parley, 0.99)} | ${ms(nul, 0.99)} | ${x(percentile(parley.latencyMs, 0.99), percentile(nul.latencyMs, 0.99))} | | |`,
     `| Throughput, ${ROOMS} rooms | ${fmt(p.base.msgsPerS, 0)} msgs/s | ${fmt(n.base.msgsPerS, 0)} msgs/s | ${x(p.base.msgsPerS, n.base.msgsPerS)} | ≥ 0.6 × null | ${verdict(tputRatio >= 0.6)} |`,
     `| Throughput, ${ROOMS} rooms + ${fmt(IDLE_ROOMS, 0)} idle rooms (${fmt(2 * IDLE_ROOMS, 0)} held polls) | ${fmt(p.idle.msgsPerS, 0)} msgs/s | ${fmt(n.idle.msgsPerS, 0)} msgs/s | ${x(p.idle.msgsPerS, n.idle.msgsPerS)} | | |`,
-    `| Throughput lost to the idle rooms | ${pct(idleCost)} | ${pct(nullIdleCost)} | | ≤ 10 % | ${verdict(idleCost <= 0.1)} |`,
+    `| Same, twin without idle rooms, run alongside | ${fmt(best(parley.twin!.idle).msgsPerS, 0)} msgs/s | ${fmt(best(nul.twin!.idle).msgsPerS, 0)} msgs/s | | | |`,
+    `| Throughput lost to the idle rooms (against the twin) | ${pct(idleCost)} | ${pct(nullIdleCost)} | | ≤ 10 % | ${verdict(idleCost <= 0.1)} |`,
+    `| … against the same process's runs before the idle rooms (machine drift included) | ${pct(driftCost)} | ${pct(nullDriftCost)} | | | |`,
     `| Server CPU per message, ${ROOMS} rooms | ${fmt(cpu.p.base, 1)} µs | ${fmt(cpu.n.base, 1)} µs | ${x(cpu.p.base, cpu.n.base)} | | |`,
     `| Server CPU per message, ${ROOMS} rooms + idle rooms | ${fmt(cpu.p.idle, 1)} µs | ${fmt(cpu.n.idle, 1)} µs | ${x(cpu.p.idle, cpu.n.idle)} | | |`,
     `| RSS per idle room (2 held polls each) | ${kib(perIdleRoom(parley))} | ${kib(perIdleRoom(nul))} | ${fmt(memRatio, 2)} × | ≤ 1.3 × null | ${verdict(memRatio <= 1.3)} |`,
@@ -315,7 +337,7 @@ async function main(): Promise<void> {
     `Both relays run tsc's output, as \`npm start\` does. Each relay runs in its own process with its own load-generating client process (node:http, keep-alive agent), and the same client code drives both. ` +
     `Latency is one room, from the start of \`/send\` to the end of the partner's already-held \`/wait\` response (${LATENCY_SAMPLES} samples after warm-up). ` +
     `Throughput is ${ROOMS} rooms whose two sides ping-pong continuously for ${RUN_MS / 1000} s; each message is one \`/send\` and one \`/wait\` answer; runs of the two relays are interleaved and the best of ${REPS} is kept, so the ratios come from the same conditions (server CPU per message: the server process's user + system CPU time over a run divided by the messages relayed, lowest of the runs). ` +
-    `The idle figures add ${fmt(IDLE_ROOMS, 0)} paired rooms whose both sides hold a \`/wait\` (${fmt(2 * IDLE_ROOMS, 0)} open sockets), then repeat the throughput runs; RSS per idle room is the server process's RSS after a forced GC with the idle rooms open, minus its RSS just before opening them, divided by ${fmt(IDLE_ROOMS, 0)}. ` +
+    `The idle figures add ${fmt(IDLE_ROOMS, 0)} paired rooms whose both sides hold a \`/wait\` (${fmt(2 * IDLE_ROOMS, 0)} open sockets), then repeat the throughput runs, interleaved with the runs of a twin: the same relay in a fresh process without idle rooms, warmed up for ${TWIN_WARM_MS / 1000} s; the throughput lost is measured against the twin, since the machine's speed drifts between the first runs and the idle ones (the loss against the first runs is shown too). RSS per idle room is the server process's RSS after a forced GC with the idle rooms open, minus its RSS just before opening them, divided by ${fmt(IDLE_ROOMS, 0)}. ` +
     `${clientNote} Absolute numbers depend on the machine; the ratios are the point.`;
 
   let redisTable = '';
@@ -328,7 +350,7 @@ async function main(): Promise<void> {
       '| Redis backend (one broker) | On Redis | Memory backend | Redis / memory | Target | Result |',
       '|---|---:|---:|---:|---|:---:|',
       `| Throughput, ${ROOMS} rooms | ${fmt(r.base.msgsPerS, 0)} msgs/s | ${fmt(p.base.msgsPerS, 0)} msgs/s | ${fmt(ratio, 2)} × | ≥ 0.4 × memory | ${verdict(ratio >= 0.4)} |`,
-      `| Throughput lost to its own idle rooms | ${pct(1 - r.idle.msgsPerS / r.base.msgsPerS)} | ${pct(idleCost)} | | | |`,
+      `| Throughput lost to its own idle rooms (against its runs before them) | ${pct(1 - r.idle.msgsPerS / r.base.msgsPerS)} | ${pct(driftCost)} | | | |`,
       `| Broker CPU per message | ${fmt(leastCpu(onRedis.base), 1)} µs | ${fmt(cpu.p.base, 1)} µs | ${x(leastCpu(onRedis.base), cpu.p.base)} | | |`,
       `| Memory per idle room: broker RSS + Redis used_memory | ${kib(brokerPerRoom)} + ${kib(redisPerRoom)} | ${kib(perIdleRoom(parley))} | ${x(brokerPerRoom + redisPerRoom, perIdleRoom(parley))} | | |`,
     ].join('\n');
@@ -339,7 +361,7 @@ async function main(): Promise<void> {
     '| Acknowledgement | Clients that ack | Clients that do not | Ack / no ack |',
     '|---|---:|---:|---:|',
     `| Throughput, ${ROOMS} rooms | ${fmt(a.base.msgsPerS, 0)} msgs/s | ${fmt(p.base.msgsPerS, 0)} msgs/s | ${x(a.base.msgsPerS, p.base.msgsPerS)} |`,
-    `| Throughput lost to its own idle rooms | ${pct(1 - a.idle.msgsPerS / a.base.msgsPerS)} | ${pct(idleCost)} | |`,
+    `| Throughput lost to its own idle rooms (against its twin) | ${pct(1 - a.idle.msgsPerS / best(acking.twin!.idle).msgsPerS)} | ${pct(idleCost)} | |`,
     `| Server CPU per message | ${fmt(leastCpu(acking.base), 1)} µs | ${fmt(cpu.p.base, 1)} µs | ${x(leastCpu(acking.base), cpu.p.base)} |`,
     `| RSS per idle room | ${kib(perIdleRoom(acking))} | ${kib(perIdleRoom(parley))} | ${x(perIdleRoom(acking), perIdleRoom(parley))} |`,
     `| Relay latency p50 / p99 | ${ms(acking, 0.5)} / ${ms(acking, 0.99)} | ${ms(parley, 0.5)} / ${ms(parley, 0.99)} | |`,
