@@ -89,7 +89,10 @@ async function pairs(n: number, concurrency = 64): Promise<Room[]> {
 // Work-like messages whose identifiers are never repeated: each adds new facts, so no loop
 // detector has a reason to pause a room mid-run (a repetitive text would measure the alarm path instead).
 let serial = Math.floor(Math.random() * 1e6) * 1e6;
-const id = () => `x${(serial++).toString(36)}`;
+// Decimal, so every id has digits and reads as a new fact to the loop detector: base-36 ids
+// without digits (xabc) read as plain words, and a room whose messages then differed only in
+// words got paused now and then, which ended the run.
+const id = () => `x${serial++}`;
 const nextMessage = () =>
   `Checked ${id()}.ts and ${id()}: test ${id()} passes, ${id()} needs ${id()} before ${id()} ships.\nNext I look at ${id()}. [OVER]`;
 const STOP = 'bench-stop';
