@@ -8,6 +8,7 @@
  * process: they hold a socket, so they live here and are woken through the backend's bus.
  */
 import { randomBytes } from 'node:crypto';
+import { BusyFirstMap } from '../backend/busy-first-map.js';
 import type { StateBackend, InboxItem, MemberState, Quota, RoomState, TokenRow, WatchGrant } from '../backend/ports.js';
 import type { Config } from '../config.js';
 import { parseSignal } from '../framing.js';
@@ -43,6 +44,8 @@ interface Waiter {
   roomId: number;
   /** A room member's wait (presence), not a watcher's. */
   member: boolean;
+  /** Answered, and out of `waiters`: checked without a lookup in a table as big as the open waits. */
+  done: boolean;
 }
 
 /** Bytes a string really costs in V8: one per char when all of it is Latin-1, else two. */
@@ -52,7 +55,8 @@ export function storedBytes(text: string): number {
 }
 
 export class Engine implements RoomService {
-  private readonly waiters = new Map<string, Waiter>();
+  /** Held waits by owner: thousands when rooms sit idle, a few busy (see BusyFirstMap). */
+  private readonly waiters = new BusyFirstMap<string, Waiter>();
   private readonly presenceWrites = new Map<string, { roomId: number; waiting: boolean; written: boolean | undefined }>();
   private presenceTimer: NodeJS.Timeout | undefined;
   /** In one process a presence write is a change in memory: made at once. */
@@ -397,14 +401,14 @@ export class Engine implements RoomService {
     let waiter!: Waiter;
     const result = new Promise<Lease | null>((resolve) => {
       const timer = setTimeout(() => this.release(owner, waiter, null), opts.timeoutMs);
-      waiter = { resolve, timer, acking: opts.acking ?? false, roomId, member };
+      waiter = { resolve, timer, acking: opts.acking ?? false, roomId, member, done: false };
     });
     this.waiters.set(owner, waiter);
     this.metrics.waiters.inc();
     if (member) this.markWaiting(roomId, owner, true);
     opts.signal?.addEventListener('abort', () => this.release(owner, waiter, null), { once: true });
     // Something may have arrived while this wait was being set up.
-    this.wakeLocal(owner);
+    this.offer(owner, waiter);
     return result;
   }
 
@@ -453,17 +457,21 @@ export class Engine implements RoomService {
   /** Hands the head of `owner`'s inbox to the wait held here for it, if there is one. */
   private wakeLocal(owner: string): void {
     const w = this.waiters.get(owner);
-    if (!w) return;
+    if (w) this.offer(owner, w);
+  }
+
+  private offer(owner: string, w: Waiter): void {
     const got = this.backend.inboxes.lease(owner);
     const hand = (item: InboxItem | undefined) => {
-      if (item && this.waiters.get(owner) === w) this.release(owner, w, this.leaseOf(owner, item, w.acking));
+      if (item && !w.done) this.release(owner, w, this.leaseOf(owner, item, w.acking));
     };
     if (got instanceof Promise) void got.then(hand, () => undefined);
     else hand(got);
   }
 
   private release(owner: string, w: Waiter, lease: Lease | null): void {
-    if (this.waiters.get(owner) !== w) return;
+    if (w.done) return;
+    w.done = true;
     this.waiters.delete(owner);
     clearTimeout(w.timer);
     this.metrics.waiters.dec();
@@ -494,15 +502,16 @@ export class Engine implements RoomService {
     }
   }
 
-  /** Presence only: a backend that cannot record it must not fail the wait. */
-  private async setWaiting(roomId: number, owner: string, waiting: boolean): Promise<void> {
+  /** Presence only: a backend that cannot record it must not fail the wait. Synchronous where the backend is: no promise per wait. */
+  private setWaiting(roomId: number, owner: string, waiting: boolean): void {
     try {
-      await this.backend.rooms.update(roomId, (r) => {
+      const done = this.backend.rooms.update(roomId, (r) => {
         const m = r.members.find((x) => x.hash === owner);
         if (!m) return;
         m.waiting = waiting;
         m.lastSeen = this.backend.clock.now();
       });
+      if (done instanceof Promise) done.catch(() => undefined);
     } catch {
       // presence stays as it was
     }

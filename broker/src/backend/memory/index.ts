@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { createLoopDetector, type LoopDetector } from '../../loop-detector.js';
 import { BucketCounts } from '../../client-address.js';
+import { BusyFirstMap } from '../busy-first-map.js';
 import { CappedMap } from '../capped-map.js';
 import { keyedHasher, type Fate, type InboxItem, type InboxStore, type RoomState, type StateBackend } from '../ports.js';
 import { Store } from './sql-store.js';
@@ -22,7 +23,7 @@ export async function memoryBackend(opts: { secret?: string } = {}): Promise<Sta
   const store = await Store.open();
   // A per-boot key unless a shared secret is given: a dump of one run cannot be replayed on another.
   const key = opts.secret ? Buffer.from(opts.secret) : randomBytes(32);
-  const rooms = new Map<number, RoomState>();
+  const rooms = new BusyFirstMap<number, RoomState>();
   const detectors = new Map<number, LoopDetector>();
   const boxes = new Map<string, Inbox>();
   let total = 0;

@@ -7,6 +7,7 @@
  */
 import initSqlJs, { type Database, type Statement } from 'sql.js';
 import type { RoomKind } from '../../engine/service.js';
+import { BusyFirstMap } from '../busy-first-map.js';
 import type { CodeKind, TokenRow } from '../ports.js';
 
 export interface CodeRow {
@@ -52,7 +53,7 @@ export class Store {
    * Read-through copy of token rows, by hash: every request authenticates, and a Map lookup
    * costs a fraction of a sql.js round trip. Every write below updates it with the row.
    */
-  private readonly tokens = new Map<string, TokenRow>();
+  private readonly tokens = new BusyFirstMap<string, TokenRow>();
 
   static async open(): Promise<Store> {
     sqlModule ??= await initSqlJs();
