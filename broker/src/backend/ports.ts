@@ -153,8 +153,11 @@ export interface InboxStore {
   push(owner: string, item: InboxItem, receiptTtlMs?: number): Awaitable<void>;
   /** The head, marked in flight (the same item again while it is in flight). */
   lease(owner: string): Awaitable<InboxItem | undefined>;
-  /** Removes the in-flight item if it is `id`. */
-  ack(owner: string, id: string): Awaitable<boolean>;
+  /**
+   * Removes the in-flight item if it is `id`. With `receipt`, the same step records the item's
+   * fate for its sender (one round trip on a networked backend, as push does).
+   */
+  ack(owner: string, id: string, receipt?: Receipt): Awaitable<boolean>;
   /** Puts the in-flight item `id` back at the head. */
   nack(owner: string, id: string, minExpiresAt: number): Awaitable<void>;
   /** Removes and returns every item (the owner left). */
@@ -183,6 +186,13 @@ export interface DetectorStore {
 }
 
 export type Fate = 'queued' | 'delivered' | 'acknowledged' | 'expired' | 'dropped';
+
+/** A fate to record for a message's sender, alongside a queue change. */
+export interface Receipt {
+  sender: string;
+  fate: Fate;
+  ttlMs: number;
+}
 
 /** What became of each message, for its sender; and the first answer to each idempotent send. */
 export interface ReceiptStore {

@@ -9,7 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { BusyFirstMap } from '../backend/busy-first-map.js';
-import type { StateBackend, InboxItem, MemberState, Quota, RoomState, TokenRow, WatchGrant } from '../backend/ports.js';
+import type { Fate, InboxItem, MemberState, Quota, Receipt, RoomState, StateBackend, TokenRow, WatchGrant } from '../backend/ports.js';
 import type { Config } from '../config.js';
 import { parseSignal } from '../framing.js';
 import { safeText } from '../text-safety.js';
@@ -321,7 +321,7 @@ export class Engine implements RoomService {
       this.backend.inboxes.push(turn.to.hash, { event: message, bytes, from: me.hash, toAgent: turn.to.agentId, expiresAt: this.expiry() }, this.receiptTtl()),
       opts.idempotencyKey && receipts.remember(me.hash, opts.idempotencyKey, message.id, this.receiptTtl()),
     ]);
-    this.backend.bus.wake(turn.to.hash);
+    this.wake(turn.to.hash);
     this.metrics.messages.inc();
     this.metrics.messageBytes.inc(Buffer.byteLength(raw));
     const both = [me.hash, turn.to.hash];
@@ -417,12 +417,16 @@ export class Engine implements RoomService {
     const inboxes = this.backend.inboxes;
     let item = await inboxes.lease(owner);
     if (item && ack && item.event.id === ack) {
-      // On a networked backend the three go out together; Redis runs them in order.
-      const acked = inboxes.ack(owner, ack);
-      const noted = item.from && this.backend.receipts.setFate(item.event.id, item.from, 'acknowledged', this.receiptTtl());
-      [, , item] = await Promise.all([acked, noted, inboxes.lease(owner)]);
+      // On a networked backend both go out together; Redis runs them in order.
+      const acked = inboxes.ack(owner, ack, this.receipt(item, 'acknowledged'));
+      [, item] = await Promise.all([acked, inboxes.lease(owner)]);
     }
     return item;
+  }
+
+  /** The fate to record for a partner message's sender (broker notices have none). */
+  private receipt(item: InboxItem, fate: Fate): Receipt | undefined {
+    return item.from ? { sender: item.from, fate, ttlMs: this.receiptTtl() } : undefined;
   }
 
   private leaseOf(owner: string, item: InboxItem, acking: boolean): Lease {
@@ -441,17 +445,26 @@ export class Engine implements RoomService {
     const { inboxes, receipts } = this.backend;
     if (delivered) {
       if (item.from) this.metrics.delivered.inc();
-      await Promise.all([
-        item.from && receipts.setFate(item.event.id, item.from, 'delivered', this.receiptTtl()),
-        // An acknowledging client keeps the event in flight until it says it processed it.
-        !acking && inboxes.ack(owner, item.event.id),
-      ]);
+      // An acknowledging client keeps the event in flight until it says it processed it.
+      if (!acking) await inboxes.ack(owner, item.event.id, this.receipt(item, 'delivered'));
+      else if (item.from) await receipts.setFate(item.event.id, item.from, 'delivered', this.receiptTtl());
       return;
     }
     this.metrics.redelivered.inc();
     // Back to the head: nothing is lost to a dropped connection.
     await inboxes.nack(owner, item.event.id, this.backend.clock.now() + REQUEUE_GRACE_MS);
-    this.backend.bus.wake(owner);
+    this.wake(owner);
+  }
+
+  /**
+   * After a push: a wait held here is handed the item here; only otherwise does the bus carry the
+   * wake (to the broker that holds the wait, if any). On Redis that saves a PUBLISH and its echo
+   * per message, and a round trip of latency.
+   */
+  private wake(owner: string): void {
+    const w = this.waiters.get(owner);
+    if (w) this.offer(owner, w);
+    else this.backend.bus.wake(owner);
   }
 
   /** Hands the head of `owner`'s inbox to the wait held here for it, if there is one. */
@@ -707,7 +720,7 @@ export class Engine implements RoomService {
       const bytes = e.kind === 'message' ? storedBytes(e.text) : 256;
       if (size.count >= this.config.queueMaxMessages || size.bytes + bytes > this.config.queueMaxBytes) continue;
       await this.backend.inboxes.push(g.hash, { event: e, bytes, expiresAt: this.expiry(ttlMs) });
-      this.backend.bus.wake(g.hash);
+      this.wake(g.hash);
     }
   }
 
@@ -725,7 +738,7 @@ export class Engine implements RoomService {
   private async push(owner: string, body: RoomEventBody, ttlMs?: number): Promise<RoomEvent> {
     const e = event(body);
     await this.backend.inboxes.push(owner, { event: e, bytes: 256, expiresAt: this.expiry(ttlMs) });
-    this.backend.bus.wake(owner);
+    this.wake(owner);
     return e;
   }
 

@@ -93,7 +93,8 @@ export async function memoryBackend(opts: { secret?: string } = {}): Promise<Sta
       if (!b.inflight) b.inflight = b.items.shift() ?? null;
       return b.inflight ?? undefined;
     },
-    ack(owner, id) {
+    ack(owner, id, receipt) {
+      if (receipt) setFate(id, receipt.sender, receipt.fate, receipt.ttlMs);
       const b = boxes.get(owner);
       if (!b?.inflight || b.inflight.event.id !== id) return false;
       drop(b, b.inflight);

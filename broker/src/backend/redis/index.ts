@@ -68,7 +68,7 @@ type Scripted = Redis & {
   inboxPush(list: string, bytesKey: string, totalKey: string, expiryKey: string, fateKey: string, owner: string, item: string, bytes: number, score: number, member: string, ttlMs: number, fate: string, fateTtlMs: number | ''): Promise<number>;
   inboxLease(list: string, inflight: string, ttlMs: number): Promise<string | null>;
   inboxSize(list: string, inflight: string, bytesKey: string, totalKey: string, owner: string): Promise<[number, number, number]>;
-  inboxAck(inflight: string, bytesKey: string, totalKey: string, expiryKey: string, owner: string, id: string): Promise<number>;
+  inboxAck(inflight: string, bytesKey: string, totalKey: string, expiryKey: string, fateKey: string, owner: string, id: string, fate: string, fateTtlMs: number | ''): Promise<number>;
   inboxNack(list: string, inflight: string, expiryKey: string, owner: string, id: string, minExpiresAt: number): Promise<number>;
   inboxClear(list: string, inflight: string, bytesKey: string, totalKey: string, expiryKey: string, owner: string): Promise<string[]>;
   inboxExpireOne(list: string, inflight: string, bytesKey: string, totalKey: string, expiryKey: string, owner: string, id: string, member: string): Promise<string | null>;
@@ -133,8 +133,9 @@ export async function redisBackend(opts: RedisBackendOptions): Promise<StateBack
       const s = await r.inboxLease(k.inbox(owner), k.inflight(owner), SAFETY_MS);
       return s ? parseItem(s) : undefined;
     },
-    async ack(owner, id) {
-      return (await r.inboxAck(k.inflight(owner), k.inboxBytes, k.totalBytes, k.inboxExpiry, owner, id)) === 1;
+    async ack(owner, id, receipt) {
+      const fate = receipt ? fateValue(receipt.sender, receipt.fate) : '';
+      return (await r.inboxAck(k.inflight(owner), k.inboxBytes, k.totalBytes, k.inboxExpiry, k.fate(id), owner, id, fate, receipt?.ttlMs ?? '')) === 1;
     },
     async nack(owner, id, minExpiresAt) {
       await r.inboxNack(k.inbox(owner), k.inflight(owner), k.inboxExpiry, owner, id, minExpiresAt);

@@ -56,8 +56,10 @@ if h then redis.call('SET', KEYS[2], h, 'PX', ARGV[1]) end
 return h
 `;
 
-// KEYS: inflight, bytesKey, totalKey, expiryKey   ARGV: owner, id
+// KEYS: inflight, bytesKey, totalKey, expiryKey, fateKey   ARGV: owner, id, fate, fateTtlMs (the
+// message's receipt, when ARGV[4] is not ''; written even if the item was gone, as a separate SET would be)
 const ACK = `
+if ARGV[4] ~= '' then redis.call('SET', KEYS[5], ARGV[3], 'PX', ARGV[4]) end
 local f = redis.call('GET', KEYS[1])
 if not f then return 0 end
 local item = cjson.decode(f)
@@ -150,7 +152,7 @@ export const INBOX_SCRIPTS = {
   inboxPush: { numberOfKeys: 5, lua: PUSH },
   inboxLease: { numberOfKeys: 2, lua: LEASE },
   inboxSize: { numberOfKeys: 4, lua: SIZE },
-  inboxAck: { numberOfKeys: 4, lua: ACK },
+  inboxAck: { numberOfKeys: 5, lua: ACK },
   inboxNack: { numberOfKeys: 3, lua: NACK },
   inboxClear: { numberOfKeys: 5, lua: CLEAR },
   inboxExpireOne: { numberOfKeys: 5, lua: EXPIRE_ONE },
