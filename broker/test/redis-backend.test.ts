@@ -52,6 +52,37 @@ describe('Redis backend', () => {
     expect(again.headers.get('parley-event-id')).toBe(r.headers.get('parley-event-id'));
   });
 
+  it('a message that arrives while a wait is being set up on another broker is handed to that wait at once', async () => {
+    const a = await broker(env);
+    const b = await broker(env);
+    const { host, joiner } = await client(a.url).pair();
+    // Stop the joiner's wait on broker A between its look at the (empty) inbox and its registration.
+    const tokens = a.engine.backend.tokens;
+    const leaseOrRoom = tokens.leaseOrRoom.bind(tokens);
+    let reached!: () => void;
+    let resume!: () => void;
+    const atGate = new Promise<void>((r) => (reached = r));
+    const gate = new Promise<void>((r) => (resume = r));
+    tokens.leaseOrRoom = async (h) => {
+      const read = await leaseOrRoom(h);
+      reached();
+      await gate;
+      return read;
+    };
+    const held = client(a.url).call('GET', '/wait?timeout=20', { token: joiner });
+    await atGate;
+    const engine = a.engine as unknown as { wakeSeq: number }; // private: the wakes A saw with no wait held
+    const seen = engine.wakeSeq;
+    await client(b.url).send(host, 'sent while the wait was being set up [OVER]');
+    await eventually(async () => engine.wakeSeq, (n) => n > seen, "B's wake to reach A before A's wait is registered");
+    resume();
+    const r = await held;
+    tokens.leaseOrRoom = leaseOrRoom;
+    // Had A not looked again, the wait would have slept to its timeout with the message queued.
+    expect(r.headers.get('parley-event')).toBe('message');
+    expect(r.text).toContain('being set up');
+  });
+
   it('when Redis restarts, brokers report not ready and refuse with a clear 503, then recover by themselves', async () => {
     const b = await broker(env);
     const api = client(b.url);

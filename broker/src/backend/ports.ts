@@ -53,12 +53,24 @@ export interface Quota {
   max: number;
 }
 
+/** A token's row and the room it is in, if any. */
+export interface Found {
+  row: TokenRow;
+  room: RoomState | undefined;
+}
+
 export interface TokenStore {
   /** False (and nothing added) when `quota`'s bucket already holds `max` live tokens. */
   add(hash: string, expiresAt: number, quota?: Quota): Awaitable<boolean>;
   get(hash: string): Awaitable<TokenRow | undefined>;
   /** The token and the room it is in (if any), read as one step: every request of a member needs both. */
-  withRoom(hash: string): Awaitable<{ row: TokenRow; room: RoomState | undefined } | undefined>;
+  withRoom(hash: string): Awaitable<Found | undefined>;
+  /**
+   * What a wait reads first, in one step: the head of the token's inbox, leased as
+   * InboxStore.lease does (even for a token that is gone: a closing notice outlives it), and
+   * only when there is none, `withRoom`. One round trip per wait on a networked backend.
+   */
+  leaseOrRoom(hash: string): Awaitable<{ head: InboxItem } | { head: undefined; found: Found | undefined }>;
   touch(hash: string, expiresAt: number): Awaitable<void>;
   setRoom(hash: string, roomId: number | null): Awaitable<void>;
   /** Deletes the token; its bucket (if it was counted) gets its place back. */
@@ -148,9 +160,10 @@ export interface InboxItem {
 export interface InboxStore {
   /**
    * Queues `item`. With `receiptTtlMs`, the same step records its fate as queued for its sender
-   * (`item.from`; see ReceiptStore), as every message's send does.
+   * (`item.from`; see ReceiptStore), as every message's send does. With `lease`, the same step
+   * then leases the head and returns it (a wait for `owner` is held on this broker).
    */
-  push(owner: string, item: InboxItem, receiptTtlMs?: number): Awaitable<void>;
+  push(owner: string, item: InboxItem, receiptTtlMs?: number, lease?: boolean): Awaitable<InboxItem | undefined>;
   /** The head, marked in flight (the same item again while it is in flight). */
   lease(owner: string): Awaitable<InboxItem | undefined>;
   /**

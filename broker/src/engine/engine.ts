@@ -9,7 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { BusyFirstMap } from '../backend/busy-first-map.js';
-import type { Fate, InboxItem, MemberState, Quota, Receipt, RoomState, StateBackend, TokenRow, WatchGrant } from '../backend/ports.js';
+import type { Fate, Found, InboxItem, MemberState, Quota, Receipt, RoomState, StateBackend, TokenRow, WatchGrant } from '../backend/ports.js';
 import type { Config } from '../config.js';
 import { parseSignal } from '../framing.js';
 import { safeText } from '../text-safety.js';
@@ -34,6 +34,9 @@ const REQUEUE_GRACE_MS = 60_000;
 /** When a full broker asks a sender to try again: queues drain as recipients read. */
 const BROKER_FULL_RETRY_S = 10;
 export const MAX_ROOMS_PER_TOKEN = 3;
+/** Wakes remembered for waits being set up (a few ms each); past this the record starts over. */
+const UNHELD_WAKES_MAX = 10_000;
+
 /** How stale "holding a wait" may be on a shared backend. */
 const PRESENCE_FLUSH_MS = 500;
 
@@ -63,13 +66,20 @@ export class Engine implements RoomService {
   private readonly presenceFlushMs: number;
   private readonly sweeper: NodeJS.Timeout;
   private isDraining = false;
+  /** A networked backend: each inbox look is a round trip, and wakes come through the bus. */
+  private readonly shared: boolean;
+  /** Wakes that found no wait held here, numbered, by owner (see missedWake). */
+  private readonly unheldWakes = new Map<string, number>();
+  private wakeSeq = 0;
+  private unheldFloor = 0;
 
   constructor(
     readonly backend: StateBackend,
     private readonly config: Config,
     private readonly metrics: Metrics,
   ) {
-    this.presenceFlushMs = backend.name === 'memory' ? 0 : PRESENCE_FLUSH_MS;
+    this.shared = backend.name !== 'memory';
+    this.presenceFlushMs = this.shared ? PRESENCE_FLUSH_MS : 0;
     backend.bus.onWake((owner) => this.wakeLocal(owner));
     backend.inboxes.onExpired((owner, item) => void this.expired(owner, item).catch(() => undefined));
     this.sweeper = setInterval(() => void this.sweep().catch(() => undefined), config.sweepIntervalS * 1000).unref();
@@ -152,14 +162,15 @@ export class Engine implements RoomService {
     return this.live(await this.backend.tokens.get(this.participant(token, known)));
   }
 
-  /** A live token and the room it is in, if any, read together. */
-  private async tokenAndRoom(token: string | undefined, known?: string): Promise<{ row: TokenRow; room: RoomState | undefined }> {
-    const found = await this.backend.tokens.withRoom(this.participant(token, known));
+  /** A live token and the room it is in, if any, read together (or as `read` already found them). */
+  private async tokenAndRoom(token: string | undefined, known?: string, read?: { found: Found | undefined }): Promise<{ row: TokenRow; room: RoomState | undefined }> {
+    const hash = this.participant(token, known);
+    const found = read ? read.found : await this.backend.tokens.withRoom(hash);
     return { row: await this.live(found?.row), room: found?.room };
   }
 
-  private async memberOf(token: string | undefined, known?: string) {
-    const { row, room } = await this.tokenAndRoom(token, known);
+  private async memberOf(token: string | undefined, known?: string, read?: { found: Found | undefined }) {
+    const { row, room } = await this.tokenAndRoom(token, known, read);
     const me = room?.members.find((m) => m.hash === row.hash);
     if (!room || !me) throw refuse('not_in_room');
     return { room, me, partner: room.members.find((m) => m !== me), row };
@@ -318,10 +329,9 @@ export class Engine implements RoomService {
     const message = event({ kind: 'message', from: me.agentId, signal: sig, text });
     // The message and its receipt in one step; the idempotency key alongside (one round trip on a networked backend).
     await Promise.all([
-      this.backend.inboxes.push(turn.to.hash, { event: message, bytes, from: me.hash, toAgent: turn.to.agentId, expiresAt: this.expiry() }, this.receiptTtl()),
+      this.deliver(turn.to.hash, { event: message, bytes, from: me.hash, toAgent: turn.to.agentId, expiresAt: this.expiry() }, this.receiptTtl()),
       opts.idempotencyKey && receipts.remember(me.hash, opts.idempotencyKey, message.id, this.receiptTtl()),
     ]);
-    this.wake(turn.to.hash);
     this.metrics.messages.inc();
     this.metrics.messageBytes.inc(Buffer.byteLength(raw));
     const both = [me.hash, turn.to.hash];
@@ -386,14 +396,23 @@ export class Engine implements RoomService {
    */
   async next(token: string | undefined, opts: NextOptions): Promise<Lease | null> {
     const hash = Engine.wellFormed(token) ? this.backend.hasher.hash(token) : undefined;
+    const since = this.wakeSeq;
+    if (hash && !opts.ack) {
+      // The usual wait: the head of the inbox, or else the token and its room, in one step.
+      const read = await this.backend.tokens.leaseOrRoom(hash);
+      if (read.head) return this.leaseOf(hash, read.head, opts.acking ?? false);
+      const { room, me } = await this.memberOf(token, hash, read);
+      return this.hold(me.hash, room.id, opts, true, since);
+    }
     const head = hash && (await this.head(hash, opts.ack));
     if (head) return this.leaseOf(hash, head, opts.acking ?? false);
     const { room, me } = await this.memberOf(token, hash);
-    return this.hold(me.hash, room.id, opts, true);
+    return this.hold(me.hash, room.id, opts, true, since);
   }
 
   /** Holds a wait for `owner`'s inbox (a member's, or a watcher's feed: no presence to record). */
-  private async hold(owner: string, roomId: number, opts: NextOptions, member: boolean): Promise<Lease | null> {
+  /** `since`: the wake count when this wait looked at its inbox (see missedWake). */
+  private async hold(owner: string, roomId: number, opts: NextOptions, member: boolean, since: number): Promise<Lease | null> {
     if (this.isDraining) throw refuse('draining', undefined, 5);
     if (this.waiters.has(owner)) throw refuse('wait_pending');
     if (opts.signal?.aborted) return null;
@@ -408,7 +427,7 @@ export class Engine implements RoomService {
     if (member) this.markWaiting(roomId, owner, true);
     opts.signal?.addEventListener('abort', () => this.release(owner, waiter, null), { once: true });
     // Something may have arrived while this wait was being set up.
-    this.offer(owner, waiter);
+    if (this.missedWake(owner, since)) this.offer(owner, waiter);
     return result;
   }
 
@@ -457,10 +476,19 @@ export class Engine implements RoomService {
   }
 
   /**
-   * After a push: a wait held here is handed the item here; only otherwise does the bus carry the
-   * wake (to the broker that holds the wait, if any). On Redis that saves a PUBLISH and its echo
-   * per message, and a round trip of latency.
+   * Queues `item` for `owner`. A wait held here is handed the head in the same step; only
+   * otherwise does the bus carry a wake (to the broker that holds the wait, if any). On Redis that
+   * saves the lease's round trip and a PUBLISH with its echo, per message.
    */
+  private async deliver(owner: string, item: InboxItem, receiptTtlMs?: number): Promise<void> {
+    const w = this.waiters.get(owner);
+    const head = await this.backend.inboxes.push(owner, item, receiptTtlMs, w !== undefined);
+    // The wait may have ended meanwhile: the leased head then goes to whichever wait comes next.
+    if (w && head && !w.done) this.release(owner, w, this.leaseOf(owner, head, w.acking));
+    else this.wake(owner);
+  }
+
+  /** A wait held here is offered the head here; otherwise the bus carries the wake. */
   private wake(owner: string): void {
     const w = this.waiters.get(owner);
     if (w) this.offer(owner, w);
@@ -471,6 +499,28 @@ export class Engine implements RoomService {
   private wakeLocal(owner: string): void {
     const w = this.waiters.get(owner);
     if (w) this.offer(owner, w);
+    else if (this.shared) this.unheld(owner);
+  }
+
+  /** Notes a wake that found no wait held here: a wait being set up for `owner` must then look again. */
+  private unheld(owner: string): void {
+    if (this.unheldWakes.size >= UNHELD_WAKES_MAX) {
+      this.unheldWakes.clear();
+      this.unheldFloor = this.wakeSeq; // what was forgotten counts as a wake for every wait being set up
+    }
+    this.unheldWakes.set(owner, ++this.wakeSeq);
+  }
+
+  /**
+   * Whether a wake for `owner` may have come between its wait's look at the inbox (`since`) and
+   * now, when the wait is registered. Every push is followed by a wake, so if none came, the inbox
+   * is as that look found it (empty) and the second look is skipped: on Redis that is a round
+   * trip per message. A wake that comes later finds the wait registered. In one process the
+   * look costs nothing, so it is always taken.
+   */
+  private missedWake(owner: string, since: number): boolean {
+    if (!this.shared) return true;
+    return this.unheldFloor > since || (this.unheldWakes.get(owner) ?? 0) > since;
   }
 
   private offer(owner: string, w: Waiter): void {
@@ -679,11 +729,12 @@ export class Engine implements RoomService {
 
   async watchNext(token: string | undefined, opts: NextOptions): Promise<Lease | null> {
     const hash = Engine.isWatchToken(token) ? this.backend.hasher.hash(token) : undefined;
+    const since = this.wakeSeq;
     // What was fanned out before the room closed is still handed out, as for a member.
     const head = hash && (await this.head(hash, opts.ack));
     if (head) return this.leaseOf(hash, head, opts.acking ?? false);
     const { room } = await this.watcherOf(token);
-    return this.hold(hash!, room.id, opts, false);
+    return this.hold(hash!, room.id, opts, false, since);
   }
 
   async watchStatus(token: string | undefined): Promise<WatchStatus> {
@@ -719,8 +770,7 @@ export class Engine implements RoomService {
       const size = await this.backend.inboxes.size(g.hash);
       const bytes = e.kind === 'message' ? storedBytes(e.text) : 256;
       if (size.count >= this.config.queueMaxMessages || size.bytes + bytes > this.config.queueMaxBytes) continue;
-      await this.backend.inboxes.push(g.hash, { event: e, bytes, expiresAt: this.expiry(ttlMs) });
-      this.wake(g.hash);
+      await this.deliver(g.hash, { event: e, bytes, expiresAt: this.expiry(ttlMs) });
     }
   }
 
@@ -737,8 +787,7 @@ export class Engine implements RoomService {
   /** Queues a broker event for `owner` and wakes its wait. */
   private async push(owner: string, body: RoomEventBody, ttlMs?: number): Promise<RoomEvent> {
     const e = event(body);
-    await this.backend.inboxes.push(owner, { event: e, bytes: 256, expiresAt: this.expiry(ttlMs) });
-    this.wake(owner);
+    await this.deliver(owner, { event: e, bytes: 256, expiresAt: this.expiry(ttlMs) });
     return e;
   }
 

@@ -78,14 +78,20 @@ export async function memoryBackend(opts: { secret?: string } = {}): Promise<Sta
     }
   };
 
+  const withRoom = (h: string) => {
+    const row = store.getToken(h);
+    return row && { row, room: row.roomId === null ? undefined : rooms.get(row.roomId) };
+  };
+
   const inboxes: InboxStore = {
-    push(owner, item, receiptTtlMs) {
+    push(owner, item, receiptTtlMs, lease) {
       if (receiptTtlMs !== undefined && item.from) setFate(item.event.id, item.from, 'queued', receiptTtlMs);
       const b = box(owner);
       b.items.push(item);
       b.bytes += item.bytes;
       total += item.bytes;
       arm(owner, b, item);
+      return lease ? (inboxes.lease(owner) as InboxItem | undefined) : undefined;
     },
     lease(owner) {
       const b = boxes.get(owner);
@@ -150,9 +156,10 @@ export async function memoryBackend(opts: { secret?: string } = {}): Promise<Sta
         return true;
       },
       get: (h) => store.getToken(h),
-      withRoom(h) {
-        const row = store.getToken(h);
-        return row && { row, room: row.roomId === null ? undefined : rooms.get(row.roomId) };
+      withRoom: (h) => withRoom(h),
+      leaseOrRoom(h) {
+        const head = inboxes.lease(h) as InboxItem | undefined;
+        return head ? { head } : { head: undefined, found: withRoom(h) };
       },
       touch: (h, at) => store.touchToken(h, at),
       setRoom: (h, id) => store.setTokenRoom(h, id),

@@ -17,7 +17,7 @@ import { keyedHasher, type CodeKind, type Fate, type InboxItem, type InboxStore,
 import { CappedMap } from '../capped-map.js';
 import { redisDetectors } from './detectors.js';
 import { sealer } from './sealed.js';
-import { DETECTOR_APPLY, INBOX_SCRIPTS, QUOTA_SCRIPTS, ROOM_CAS, TOKEN_AND_ROOM } from './scripts.js';
+import { DETECTOR_APPLY, INBOX_SCRIPTS, LEASE_OR_ROOM, QUOTA_SCRIPTS, ROOM_CAS, TOKEN_AND_ROOM } from './scripts.js';
 
 const P = 'parley:';
 const k = {
@@ -65,7 +65,8 @@ const SAFETY_MS = 24 * 3600_000;
 type Scripted = Redis & {
   casRoom(key: string, old: string, next: string, ttlMs: number): Promise<number>;
   tokenAndRoom(token: string, roomPrefix: string): Promise<[string[], string | null] | null>;
-  inboxPush(list: string, bytesKey: string, totalKey: string, expiryKey: string, fateKey: string, owner: string, item: string, bytes: number, score: number, member: string, ttlMs: number, fate: string, fateTtlMs: number | ''): Promise<number>;
+  leaseOrRoom(list: string, inflight: string, token: string, ttlMs: number, roomPrefix: string): Promise<[string | null, string[]?, (string | null)?]>;
+  inboxPush(list: string, bytesKey: string, totalKey: string, expiryKey: string, fateKey: string, inflight: string, owner: string, item: string, bytes: number, score: number, member: string, ttlMs: number, fate: string, fateTtlMs: number | '', leaseTtlMs: number | ''): Promise<string | null>;
   inboxLease(list: string, inflight: string, ttlMs: number): Promise<string | null>;
   inboxSize(list: string, inflight: string, bytesKey: string, totalKey: string, owner: string): Promise<[number, number, number]>;
   inboxAck(inflight: string, bytesKey: string, totalKey: string, expiryKey: string, fateKey: string, owner: string, id: string, fate: string, fateTtlMs: number | ''): Promise<number>;
@@ -90,6 +91,7 @@ export async function redisBackend(opts: RedisBackendOptions): Promise<StateBack
   r.on('error', () => undefined); // surfaced through ready() and refused requests, never a crash
   r.defineCommand('casRoom', { numberOfKeys: 1, lua: ROOM_CAS });
   r.defineCommand('tokenAndRoom', { numberOfKeys: 1, lua: TOKEN_AND_ROOM });
+  r.defineCommand('leaseOrRoom', { numberOfKeys: 3, lua: LEASE_OR_ROOM });
   r.defineCommand('detectorApply', { numberOfKeys: 4, lua: DETECTOR_APPLY });
   for (const [name, s] of Object.entries({ ...INBOX_SCRIPTS, ...QUOTA_SCRIPTS })) r.defineCommand(name, s);
   await r.connect();
@@ -124,10 +126,11 @@ export async function redisBackend(opts: RedisBackendOptions): Promise<StateBack
   }, opts.sweepMs ?? 500).unref();
 
   const inboxes: InboxStore = {
-    async push(owner, item, receiptTtlMs) {
+    async push(owner, item, receiptTtlMs, lease) {
       const ttl = Math.max(1, item.expiresAt - now()) + SAFETY_MS;
       const receipt = receiptTtlMs !== undefined && item.from ? receiptTtlMs : '';
-      await r.inboxPush(k.inbox(owner), k.inboxBytes, k.totalBytes, k.inboxExpiry, k.fate(item.event.id), owner, JSON.stringify(item), item.bytes, item.expiresAt, `${owner}|${item.event.id}`, ttl, fateValue(item.from ?? '', 'queued'), receipt);
+      const head = await r.inboxPush(k.inbox(owner), k.inboxBytes, k.totalBytes, k.inboxExpiry, k.fate(item.event.id), k.inflight(owner), owner, JSON.stringify(item), item.bytes, item.expiresAt, `${owner}|${item.event.id}`, ttl, fateValue(item.from ?? '', 'queued'), receipt, lease ? SAFETY_MS : '');
+      return head ? parseItem(head) : undefined;
     },
     async lease(owner) {
       const s = await r.inboxLease(k.inbox(owner), k.inflight(owner), SAFETY_MS);
@@ -165,6 +168,14 @@ export async function redisBackend(opts: RedisBackendOptions): Promise<StateBack
     seen.delete(id);
     seen.set(id, raw);
   };
+  /** A token's row and room from a script's reply (HGETALL's flat list, the room's JSON or null). */
+  const parseFound = (h: string, flat: string[], raw: string | null) => {
+    const row = tokenRow(h, Object.fromEntries(pairs(flat)));
+    if (!row) return undefined;
+    const json = row.roomId === null ? null : raw;
+    if (json) saw(row.roomId!, json);
+    return { row, room: json ? (JSON.parse(json) as RoomState) : undefined };
+  };
   return {
     name: 'redis',
     rateLimitStore: r,
@@ -181,11 +192,12 @@ export async function redisBackend(opts: RedisBackendOptions): Promise<StateBack
       },
       async withRoom(h) {
         const found = await r.tokenAndRoom(k.token(h), `${P}room:`);
-        const row = found ? tokenRow(h, Object.fromEntries(pairs(found[0]))) : undefined;
-        if (!row) return undefined;
-        const raw = row.roomId === null ? null : found![1];
-        if (raw) saw(row.roomId!, raw);
-        return { row, room: raw ? (JSON.parse(raw) as RoomState) : undefined };
+        return found ? parseFound(h, found[0], found[1]) : undefined;
+      },
+      async leaseOrRoom(h) {
+        const [head, row, room] = await r.leaseOrRoom(k.inbox(h), k.inflight(h), k.token(h), SAFETY_MS, `${P}room:`);
+        if (head) return { head: parseItem(head) };
+        return { head: undefined, found: row ? parseFound(h, row, room ?? null) : undefined };
       },
       async touch(h, at) {
         await r.multi().hset(k.token(h), 'e', at).pexpireat(k.token(h), at + SAFETY_MS).zadd(k.tokenExpiry, at, h).exec();

@@ -7,14 +7,38 @@
  * A token's row and the JSON of the room it is in, in one step. KEYS: token   ARGV: room key prefix.
  * The room key comes from the row, so this needs one Redis (not a Cluster), as the rest does.
  */
-export const TOKEN_AND_ROOM = `
-local row = redis.call('HGETALL', KEYS[1])
-if #row == 0 then return false end
-local room = false
-for i = 1, #row, 2 do
-  if row[i] == 'r' and row[i + 1] ~= '' then room = redis.call('GET', ARGV[1] .. row[i + 1]) end
+const ROW_AND_ROOM = `
+local function rowAndRoom(tokenKey, roomPrefix)
+  local row = redis.call('HGETALL', tokenKey)
+  if #row == 0 then return false, false end
+  local room = false
+  for i = 1, #row, 2 do
+    if row[i] == 'r' and row[i + 1] ~= '' then room = redis.call('GET', roomPrefix .. row[i + 1]) end
+  end
+  return row, room
 end
+`;
+
+export const TOKEN_AND_ROOM = `${ROW_AND_ROOM}
+local row, room = rowAndRoom(KEYS[1], ARGV[1])
+if not row then return false end
 return {row, room}
+`;
+
+/**
+ * What a wait reads first: the inbox's head, leased as LEASE does, or else the token's row and
+ * room. KEYS: list, inflight, token   ARGV: lease ttlMs, room key prefix. Replies {head} or
+ * {false, row, room} (row false: no such token).
+ */
+export const LEASE_OR_ROOM = `${ROW_AND_ROOM}
+local f = redis.call('GET', KEYS[2])
+if not f then
+  f = redis.call('LPOP', KEYS[1])
+  if f then redis.call('SET', KEYS[2], f, 'PX', ARGV[1]) end
+end
+if f then return {f} end
+local row, room = rowAndRoom(KEYS[3], ARGV[2])
+return {false, row, room}
 `;
 
 /** Compare-and-set: swap the value only if it is still `old` ('' means: only if absent). */
@@ -25,8 +49,9 @@ redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1
 `;
 
-// KEYS: list, bytesKey, totalKey, expiryKey, fateKey   ARGV: owner, item, bytes, score, member, ttlMs,
-// fate, fateTtlMs (the message's receipt, when ARGV[8] is not '')
+// KEYS: list, bytesKey, totalKey, expiryKey, fateKey, inflight   ARGV: owner, item, bytes, score,
+// member, ttlMs, fate, fateTtlMs (the message's receipt, when ARGV[8] is not ''), leaseTtlMs (when
+// not '', the head is then leased as LEASE does and returned: a wait for the owner is held here)
 const PUSH = `
 redis.call('RPUSH', KEYS[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
@@ -34,7 +59,12 @@ redis.call('HINCRBY', KEYS[2], ARGV[1], ARGV[3])
 redis.call('INCRBY', KEYS[3], ARGV[3])
 redis.call('ZADD', KEYS[4], ARGV[4], ARGV[5])
 if ARGV[8] ~= '' then redis.call('SET', KEYS[5], ARGV[7], 'PX', ARGV[8]) end
-return 1
+if ARGV[9] == '' then return false end
+local f = redis.call('GET', KEYS[6])
+if f then return f end
+f = redis.call('LPOP', KEYS[1])
+redis.call('SET', KEYS[6], f, 'PX', ARGV[9])
+return f
 `;
 
 // KEYS: list, inflight, bytesKey, totalKey   ARGV: owner. The owner's count (the in-flight item
@@ -149,7 +179,7 @@ export const QUOTA_SCRIPTS = {
 };
 
 export const INBOX_SCRIPTS = {
-  inboxPush: { numberOfKeys: 5, lua: PUSH },
+  inboxPush: { numberOfKeys: 6, lua: PUSH },
   inboxLease: { numberOfKeys: 2, lua: LEASE },
   inboxSize: { numberOfKeys: 4, lua: SIZE },
   inboxAck: { numberOfKeys: 5, lua: ACK },
