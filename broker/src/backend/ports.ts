@@ -53,6 +53,13 @@ export interface Quota {
   max: number;
 }
 
+/** What one inbox holds, and the bytes queued across every inbox. */
+export interface QueueSize {
+  count: number;
+  bytes: number;
+  total: number;
+}
+
 /** A token's row and the room it is in, if any. */
 export interface Found {
   row: TokenRow;
@@ -71,6 +78,11 @@ export interface TokenStore {
    * only when there is none, `withRoom`. One round trip per wait on a networked backend.
    */
   leaseOrRoom(hash: string): Awaitable<{ head: InboxItem } | { head: undefined; found: Found | undefined }>;
+  /**
+   * What a send reads first, in one step: `withRoom`, and what the inbox of the room's other
+   * member holds (as InboxStore.size), when there is one.
+   */
+  forSend(hash: string): Awaitable<{ found: Found | undefined; partner?: { hash: string; queued: QueueSize } }>;
   touch(hash: string, expiresAt: number): Awaitable<void>;
   setRoom(hash: string, roomId: number | null): Awaitable<void>;
   /** Deletes the token; its bucket (if it was counted) gets its place back. */
@@ -179,7 +191,7 @@ export interface InboxStore {
    * What `owner`'s inbox holds, and `total`: the bytes queued across every inbox (a global cap
    * keeps one sender from filling memory). One call, since every send checks both.
    */
-  size(owner: string): Awaitable<{ count: number; bytes: number; total: number }>;
+  size(owner: string): Awaitable<QueueSize>;
   /** Unread partner messages per sender (what a restart of a one-process broker would lose). */
   unreadBySender(): Awaitable<Map<string, number>>;
   /** Called once for each item that reaches its expiry unread. */

@@ -289,7 +289,10 @@ export class Engine implements RoomService {
 
   async send(token: string | undefined, body: Deferred<string>, opts: { idempotencyKey?: string } = {}): Promise<{ id: string }> {
     this.refuseWhileDraining();
-    const { room, me, partner } = await this.memberOf(token);
+    const hash = this.participant(token);
+    // The token, its room and the partner's inbox size, in one step (one round trip on Redis).
+    const read = await this.backend.tokens.forSend(hash);
+    const { room, me, partner } = await this.memberOf(token, hash, read);
     const raw = typeof body === 'string' ? body : await body();
     const receipts = this.backend.receipts;
     const retried = opts.idempotencyKey && (await receipts.recall(me.hash, opts.idempotencyKey));
@@ -302,7 +305,7 @@ export class Engine implements RoomService {
     const signal = parsed.signal;
     if (text.trim() === '') throw refuse('empty_message');
     const bytes = storedBytes(text);
-    const queued = await this.backend.inboxes.size(partner.hash);
+    const queued = read.partner?.hash === partner.hash ? read.partner.queued : await this.backend.inboxes.size(partner.hash);
     if (queued.count >= this.config.queueMaxMessages || queued.bytes + bytes > this.config.queueMaxBytes) throw refuse('inbox_full', undefined, 5);
     // Every inbox is capped, but many inboxes could still fill memory; concurrent sends may pass it by one message each.
     if (queued.total + bytes > this.config.queueMaxTotalBytes) throw refuse('broker_full', undefined, BROKER_FULL_RETRY_S);

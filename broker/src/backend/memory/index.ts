@@ -8,7 +8,7 @@ import { createLoopDetector, type LoopDetector } from '../../loop-detector.js';
 import { BucketCounts } from '../../client-address.js';
 import { BusyFirstMap } from '../busy-first-map.js';
 import { CappedMap } from '../capped-map.js';
-import { keyedHasher, type Fate, type InboxItem, type InboxStore, type RoomState, type StateBackend } from '../ports.js';
+import { keyedHasher, type QueueSize, type Fate, type InboxItem, type InboxStore, type RoomState, type StateBackend } from '../ports.js';
 import { Store } from './sql-store.js';
 
 interface Inbox {
@@ -157,6 +157,11 @@ export async function memoryBackend(opts: { secret?: string } = {}): Promise<Sta
       },
       get: (h) => store.getToken(h),
       withRoom: (h) => withRoom(h),
+      forSend(h) {
+        const found = withRoom(h);
+        const other = found?.room?.members.find((m) => m.hash !== h);
+        return { found, partner: other && { hash: other.hash, queued: inboxes.size(other.hash) as QueueSize } };
+      },
       leaseOrRoom(h) {
         const head = inboxes.lease(h) as InboxItem | undefined;
         return head ? { head } : { head: undefined, found: withRoom(h) };

@@ -17,7 +17,7 @@ import { keyedHasher, type CodeKind, type Fate, type InboxItem, type InboxStore,
 import { CappedMap } from '../capped-map.js';
 import { redisDetectors } from './detectors.js';
 import { sealer } from './sealed.js';
-import { DETECTOR_APPLY, INBOX_SCRIPTS, LEASE_OR_ROOM, QUOTA_SCRIPTS, ROOM_CAS, TOKEN_AND_ROOM } from './scripts.js';
+import { DETECTOR_APPLY, FOR_SEND, INBOX_SCRIPTS, LEASE_OR_ROOM, QUOTA_SCRIPTS, ROOM_CAS, TOKEN_AND_ROOM } from './scripts.js';
 
 const P = 'parley:';
 const k = {
@@ -66,6 +66,7 @@ type Scripted = Redis & {
   casRoom(key: string, old: string, next: string, ttlMs: number): Promise<number>;
   tokenAndRoom(token: string, roomPrefix: string): Promise<[string[], string | null] | null>;
   leaseOrRoom(list: string, inflight: string, token: string, ttlMs: number, roomPrefix: string): Promise<[string | null, string[]?, (string | null)?]>;
+  forSend(token: string, bytesKey: string, totalKey: string, roomPrefix: string, inboxPrefix: string, inflightPrefix: string, me: string): Promise<[string[] | null, string | null, string | null, number, number, number]>;
   inboxPush(list: string, bytesKey: string, totalKey: string, expiryKey: string, fateKey: string, inflight: string, owner: string, item: string, bytes: number, score: number, member: string, ttlMs: number, fate: string, fateTtlMs: number | '', leaseTtlMs: number | ''): Promise<string | null>;
   inboxLease(list: string, inflight: string, ttlMs: number): Promise<string | null>;
   inboxSize(list: string, inflight: string, bytesKey: string, totalKey: string, owner: string): Promise<[number, number, number]>;
@@ -92,6 +93,7 @@ export async function redisBackend(opts: RedisBackendOptions): Promise<StateBack
   r.defineCommand('casRoom', { numberOfKeys: 1, lua: ROOM_CAS });
   r.defineCommand('tokenAndRoom', { numberOfKeys: 1, lua: TOKEN_AND_ROOM });
   r.defineCommand('leaseOrRoom', { numberOfKeys: 3, lua: LEASE_OR_ROOM });
+  r.defineCommand('forSend', { numberOfKeys: 3, lua: FOR_SEND });
   r.defineCommand('detectorApply', { numberOfKeys: 4, lua: DETECTOR_APPLY });
   for (const [name, s] of Object.entries({ ...INBOX_SCRIPTS, ...QUOTA_SCRIPTS })) r.defineCommand(name, s);
   await r.connect();
@@ -193,6 +195,11 @@ export async function redisBackend(opts: RedisBackendOptions): Promise<StateBack
       async withRoom(h) {
         const found = await r.tokenAndRoom(k.token(h), `${P}room:`);
         return found ? parseFound(h, found[0], found[1]) : undefined;
+      },
+      async forSend(h) {
+        const [row, room, partner, count, bytes, total] = await r.forSend(k.token(h), k.inboxBytes, k.totalBytes, `${P}room:`, `${P}inbox:`, `${P}inflight:`, h);
+        const found = row ? parseFound(h, row, room) : undefined;
+        return { found, partner: partner ? { hash: partner, queued: { count, bytes, total } } : undefined };
       },
       async leaseOrRoom(h) {
         const [head, row, room] = await r.leaseOrRoom(k.inbox(h), k.inflight(h), k.token(h), SAFETY_MS, `${P}room:`);

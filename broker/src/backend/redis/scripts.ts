@@ -26,6 +26,26 @@ return {row, room}
 `;
 
 /**
+ * What a send reads first: the token's row and room, and the size of the other member's inbox
+ * (as SIZE gives it). KEYS: token, bytesKey, totalKey   ARGV: room, inbox and in-flight key
+ * prefixes, the sender's hash. Replies {row, room, partner, count, bytes, total}; row false: no
+ * such token; partner false: nobody else in the room.
+ */
+export const FOR_SEND = `${ROW_AND_ROOM}
+local row, room = rowAndRoom(KEYS[1], ARGV[1])
+if not room then return {row, false, false, 0, 0, 0} end
+local partner = false
+for _, m in ipairs(cjson.decode(room).members) do
+  if m.hash ~= ARGV[4] then partner = m.hash end
+end
+if not partner then return {row, room, false, 0, 0, 0} end
+return {row, room, partner,
+  redis.call('LLEN', ARGV[2] .. partner) + redis.call('EXISTS', ARGV[3] .. partner),
+  tonumber(redis.call('HGET', KEYS[2], partner) or '0'),
+  tonumber(redis.call('GET', KEYS[3]) or '0')}
+`;
+
+/**
  * What a wait reads first: the inbox's head, leased as LEASE does, or else the token's row and
  * room. KEYS: list, inflight, token   ARGV: lease ttlMs, room key prefix. Replies {head} or
  * {false, row, room} (row false: no such token).
