@@ -25,7 +25,8 @@ export async function memoryBackend(opts: { secret?: string } = {}): Promise<Sta
   const key = opts.secret ? Buffer.from(opts.secret) : randomBytes(32);
   const rooms = new BusyFirstMap<number, RoomState>();
   const detectors = new Map<number, LoopDetector>();
-  const boxes = new Map<string, Inbox>();
+  // Inboxes by owner; with acknowledging clients, every idle room keeps one (its last event stays leased).
+  const boxes = new BusyFirstMap<string, Inbox>();
   let total = 0;
   let expired: (owner: string, item: InboxItem) => void = () => {};
   let woken: (owner: string) => void = () => {};
