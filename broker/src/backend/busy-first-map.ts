@@ -1,34 +1,37 @@
 /**
- * A Map for tables that grow with idle rooms (token rows, rooms, held waits) but are used, message
- * after message, for a few busy keys.
+ * A Map for tables that grow with idle rooms (token rows, rooms, inboxes, held waits) but are
+ * used, message after message, for a few busy keys.
  *
  * Why: finding a key in a Map of thousands walks a hash chain whose other entries, and their key
  * strings, lie anywhere in a heap of 100 MB; on this class of VM each such step is a cache and TLB
  * miss. Measured with 5,000 idle rooms (10,000 held waits): `waiters.has()` took 2–8 µs against
  * 0.2 µs without them, and a miss costs most (it compares with every key in its chain).
  *
- * How: the keys used last live in a small Map in front (`hot`), which stays in cache. A key is in
- * at most one of the two Maps; where `hot` has it, `hot` is the truth, absence included (a deleted
- * busy key stays there as ABSENT, so the next wait of a busy token costs no miss in the big Map).
- * When `hot` outgrows its cap, its live entries move back to `cold` and it starts empty.
+ * How: keys used lately live in small Maps in front, which stay in cache: `hot` (used in this
+ * generation) and `prev` (the last one). A generation ends every `generationOps` operations:
+ * what `prev` still holds was not used for a whole generation, and moves to `cold`. A key is in
+ * one Map only, and a front Map is the truth for the keys it has, absence included (a deleted
+ * busy key stays there as ABSENT, so the next wait of a busy token costs no miss in `cold`).
  */
 const ABSENT: unique symbol = Symbol('absent');
 
 export class BusyFirstMap<K, V> {
   private readonly cold = new Map<K, V>();
   private hot = new Map<K, V | typeof ABSENT>();
+  private prev = new Map<K, V | typeof ABSENT>();
   private count = 0;
+  private ops = 0;
 
-  constructor(private readonly hotMax = 1024) {}
+  constructor(private readonly generationOps = 65_536) {}
 
   get size(): number {
     return this.count;
   }
 
   get(key: K): V | undefined {
-    const h = this.hot.get(key);
-    if (h !== undefined) return h === ABSENT ? undefined : h;
-    return this.promote(key);
+    if (++this.ops >= this.generationOps) this.nextGeneration();
+    const h = this.hot.get(key) ?? this.promote(key);
+    return h === ABSENT ? undefined : h;
   }
 
   has(key: K): boolean {
@@ -36,8 +39,7 @@ export class BusyFirstMap<K, V> {
   }
 
   set(key: K, value: V): this {
-    const h = this.hot.get(key);
-    if ((h === undefined ? this.promote(key) : h === ABSENT ? undefined : h) === undefined) this.count += 1;
+    if (this.get(key) === undefined) this.count += 1; // now in `hot`
     this.hot.set(key, value);
     return this;
   }
@@ -54,11 +56,12 @@ export class BusyFirstMap<K, V> {
   clear(): void {
     this.cold.clear();
     this.hot = new Map();
+    this.prev = new Map();
     this.count = 0;
   }
 
   *entries(): IterableIterator<[K, V]> {
-    for (const [k, v] of [...this.hot]) if (v !== ABSENT) yield [k, v];
+    for (const front of [this.hot, this.prev]) for (const [k, v] of [...front]) if (v !== ABSENT) yield [k, v];
     yield* [...this.cold];
   }
 
@@ -71,14 +74,21 @@ export class BusyFirstMap<K, V> {
   }
 
   /** Moves `key`'s entry, or the news that it has none, into `hot`. */
-  private promote(key: K): V | undefined {
-    const v = this.cold.get(key);
-    if (v !== undefined) this.cold.delete(key);
-    if (this.hot.size >= this.hotMax) {
-      for (const [k, x] of this.hot) if (x !== ABSENT) this.cold.set(k, x);
-      this.hot = new Map();
+  private promote(key: K): V | typeof ABSENT {
+    let v = this.prev.get(key);
+    if (v !== undefined) this.prev.delete(key);
+    else {
+      v = this.cold.get(key) ?? ABSENT;
+      if (v !== ABSENT) this.cold.delete(key);
     }
-    this.hot.set(key, v === undefined ? ABSENT : v);
+    this.hot.set(key, v);
     return v;
+  }
+
+  private nextGeneration(): void {
+    this.ops = 0;
+    for (const [k, v] of this.prev) if (v !== ABSENT) this.cold.set(k, v);
+    this.prev = this.hot;
+    this.hot = new Map();
   }
 }
