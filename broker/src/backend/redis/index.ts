@@ -6,7 +6,7 @@
  * (a Lua script swaps the JSON only if nobody changed it since it was read; the engine's callback
  * runs again on a conflict); inbox leases, acks and requeues are Lua scripts on the owner's list
  * and in-flight key. Expiries are sorted sets swept by every broker, the first one to remove an
- * entry acts on it. Held waits stay on their broker and are woken through pub/sub.
+ * entry acts on it. Held waits stay on their broker and are woken through pub/sub (or directly, when the message is queued by the broker that holds the wait).
  *
  * Privacy: message text sits in Redis only inside queued items, which are deleted on
  * acknowledgement and carry a TTL; detector state is numbers (keyed hashes); no persistence is
