@@ -413,8 +413,10 @@ export class Engine implements RoomService {
     return this.hold(me.hash, room.id, opts, true, since);
   }
 
-  /** Holds a wait for `owner`'s inbox (a member's, or a watcher's feed: no presence to record). */
-  /** `since`: the wake count when this wait looked at its inbox (see missedWake). */
+  /**
+   * Holds a wait for `owner`'s inbox (a member's, or a watcher's feed: no presence to record).
+   * `since`: the wake count when this wait looked at its inbox (see missedWake).
+   */
   private async hold(owner: string, roomId: number, opts: NextOptions, member: boolean, since: number): Promise<Lease | null> {
     if (this.isDraining) throw refuse('draining', undefined, 5);
     if (this.waiters.has(owner)) throw refuse('wait_pending');
