@@ -488,9 +488,9 @@ export class Engine implements RoomService {
   private async deliver(owner: string, item: InboxItem, receiptTtlMs?: number): Promise<void> {
     const w = this.waiters.get(owner);
     const head = await this.backend.inboxes.push(owner, item, receiptTtlMs, w !== undefined);
-    // The wait may have ended meanwhile: the leased head then goes to whichever wait comes next.
-    if (w && head && !w.done) this.release(owner, w, this.leaseOf(owner, head, w.acking));
-    else this.wake(owner);
+    if (!w) return this.backend.bus.wake(owner);
+    if (head && !w.done) this.release(owner, w, this.leaseOf(owner, head, w.acking));
+    else this.wake(owner); // that wait ended meanwhile: the leased head goes to whichever wait comes next
   }
 
   /** A wait held here is offered the head here; otherwise the bus carries the wake. */

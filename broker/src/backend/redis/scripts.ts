@@ -19,6 +19,28 @@ local function rowAndRoom(tokenKey, roomPrefix)
 end
 `;
 
+/** The head of an inbox, marked in flight: the in-flight item again while there is one. */
+const LEASE_FN = `
+local function lease(list, inflight, ttlMs)
+  local f = redis.call('GET', inflight)
+  if f then return f end
+  f = redis.call('LPOP', list)
+  if f then redis.call('SET', inflight, f, 'PX', ttlMs) end
+  return f
+end
+`;
+
+/** An owner's count (the in-flight item included) and bytes, and the bytes queued in all. */
+const QUEUED_FN = `
+local function queued(list, inflight, bytesKey, totalKey, owner)
+  return {
+    redis.call('LLEN', list) + redis.call('EXISTS', inflight),
+    tonumber(redis.call('HGET', bytesKey, owner) or '0'),
+    tonumber(redis.call('GET', totalKey) or '0')
+  }
+end
+`;
+
 export const TOKEN_AND_ROOM = `${ROW_AND_ROOM}
 local row, room = rowAndRoom(KEYS[1], ARGV[1])
 if not row then return false end
@@ -31,7 +53,7 @@ return {row, room}
  * prefixes, the sender's hash. Replies {row, room, partner, count, bytes, total}; row false: no
  * such token; partner false: nobody else in the room.
  */
-export const FOR_SEND = `${ROW_AND_ROOM}
+export const FOR_SEND = `${ROW_AND_ROOM}${QUEUED_FN}
 local row, room = rowAndRoom(KEYS[1], ARGV[1])
 if not room then return {row, false, false, 0, 0, 0} end
 local partner = false
@@ -39,10 +61,8 @@ for _, m in ipairs(cjson.decode(room).members) do
   if m.hash ~= ARGV[4] then partner = m.hash end
 end
 if not partner then return {row, room, false, 0, 0, 0} end
-return {row, room, partner,
-  redis.call('LLEN', ARGV[2] .. partner) + redis.call('EXISTS', ARGV[3] .. partner),
-  tonumber(redis.call('HGET', KEYS[2], partner) or '0'),
-  tonumber(redis.call('GET', KEYS[3]) or '0')}
+local q = queued(ARGV[2] .. partner, ARGV[3] .. partner, KEYS[2], KEYS[3], partner)
+return {row, room, partner, q[1], q[2], q[3]}
 `;
 
 /**
@@ -50,12 +70,8 @@ return {row, room, partner,
  * room. KEYS: list, inflight, token   ARGV: lease ttlMs, room key prefix. Replies {head} or
  * {false, row, room} (row false: no such token).
  */
-export const LEASE_OR_ROOM = `${ROW_AND_ROOM}
-local f = redis.call('GET', KEYS[2])
-if not f then
-  f = redis.call('LPOP', KEYS[1])
-  if f then redis.call('SET', KEYS[2], f, 'PX', ARGV[1]) end
-end
+export const LEASE_OR_ROOM = `${ROW_AND_ROOM}${LEASE_FN}
+local f = lease(KEYS[1], KEYS[2], ARGV[1])
 if f then return {f} end
 local row, room = rowAndRoom(KEYS[3], ARGV[2])
 return {false, row, room}
@@ -72,7 +88,7 @@ return 1
 // KEYS: list, bytesKey, totalKey, expiryKey, fateKey, inflight   ARGV: owner, item, bytes, score,
 // member, ttlMs, fate, fateTtlMs (the message's receipt, when ARGV[8] is not ''), leaseTtlMs (when
 // not '', the head is then leased as LEASE does and returned: a wait for the owner is held here)
-const PUSH = `
+const PUSH = `${LEASE_FN}
 redis.call('RPUSH', KEYS[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
 redis.call('HINCRBY', KEYS[2], ARGV[1], ARGV[3])
@@ -80,30 +96,18 @@ redis.call('INCRBY', KEYS[3], ARGV[3])
 redis.call('ZADD', KEYS[4], ARGV[4], ARGV[5])
 if ARGV[8] ~= '' then redis.call('SET', KEYS[5], ARGV[7], 'PX', ARGV[8]) end
 if ARGV[9] == '' then return false end
-local f = redis.call('GET', KEYS[6])
-if f then return f end
-f = redis.call('LPOP', KEYS[1])
-redis.call('SET', KEYS[6], f, 'PX', ARGV[9])
-return f
+return lease(KEYS[1], KEYS[6], ARGV[9])
 `;
 
 // KEYS: list, inflight, bytesKey, totalKey   ARGV: owner. The owner's count (the in-flight item
 // included) and bytes, and the bytes queued in all: what a send checks, in one command.
-const SIZE = `
-return {
-  redis.call('LLEN', KEYS[1]) + redis.call('EXISTS', KEYS[2]),
-  tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0'),
-  tonumber(redis.call('GET', KEYS[4]) or '0')
-}
+const SIZE = `${QUEUED_FN}
+return queued(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1])
 `;
 
 // KEYS: list, inflight   ARGV: ttlMs. The in-flight item is handed out again until acked or put back.
-const LEASE = `
-local f = redis.call('GET', KEYS[2])
-if f then return f end
-local h = redis.call('LPOP', KEYS[1])
-if h then redis.call('SET', KEYS[2], h, 'PX', ARGV[1]) end
-return h
+const LEASE = `${LEASE_FN}
+return lease(KEYS[1], KEYS[2], ARGV[1])
 `;
 
 // KEYS: inflight, bytesKey, totalKey, expiryKey, fateKey   ARGV: owner, id, fate, fateTtlMs (the
