@@ -173,16 +173,22 @@ async function throughputRun(t: Target, profileAs?: string, cmd: 'throughput' | 
   };
 }
 
-/** Interleaved reps: both relays see the same background load from the shared machine. */
-async function interleave(targets: Target[], phase: 'base' | 'idle'): Promise<void> {
-  for (let i = 0; i < REPS; i++)
-    for (const t of targets) {
-      const run = await throughputRun(t);
-      t[phase].push(run);
-      log(`  ${t.name.padEnd(10)} run ${i + 1}: ${fmt(run.msgsPerS, 0)} msgs/s, server ${fmt(run.serverCpuUsPerMsg, 1)} µs CPU/msg, client busy ${fmt(run.clientCpuShare * 100, 0)} %`);
-    }
-  // One extra run under the profiler, kept out of the figures (the profiler slows the server).
+/** One throughput run of `t`, kept in its figures for `phase` and logged. */
+async function recordRun(t: Target, phase: 'base' | 'idle', i: number): Promise<void> {
+  const run = await throughputRun(t);
+  t[phase].push(run);
+  log(`  ${t.name.padEnd(10)} run ${i + 1}: ${fmt(run.msgsPerS, 0)} msgs/s, server ${fmt(run.serverCpuUsPerMsg, 1)} µs CPU/msg, client busy ${fmt(run.clientCpuShare * 100, 0)} %`);
+}
+
+/** With BENCH_PROFILE_DIR, one extra run per target under the profiler, kept out of the figures (the profiler slows the server). */
+async function profileRuns(targets: Target[], phase: 'base' | 'idle'): Promise<void> {
   if (PROFILE_DIR) for (const t of targets) await throughputRun(t, `${t.name.replace(/\W+/g, '-')}-${phase}`);
+}
+
+/** Interleaved reps: both relays see the same background load from the shared machine. */
+async function interleave(targets: Target[]): Promise<void> {
+  for (let i = 0; i < REPS; i++) for (const t of targets) await recordRun(t, 'base', i);
+  await profileRuns(targets, 'base');
 }
 
 /**
@@ -193,13 +199,9 @@ async function interleavePairs(group: Target[]): Promise<void> {
   for (let i = 0; i < IDLE_REPS; i++)
     for (const t of group) {
       const pair = !t.twin ? [t] : i % 2 === 0 ? [t, t.twin] : [t.twin, t];
-      for (const u of pair) {
-        const run = await throughputRun(u);
-        u.idle.push(run);
-        log(`  ${u.name.padEnd(10)} run ${i + 1}: ${fmt(run.msgsPerS, 0)} msgs/s, server ${fmt(run.serverCpuUsPerMsg, 1)} µs CPU/msg, client busy ${fmt(run.clientCpuShare * 100, 0)} %`);
-      }
+      for (const u of pair) await recordRun(u, 'idle', i);
     }
-  if (PROFILE_DIR) for (const t of group.flatMap((g) => (g.twin ? [g, g.twin] : [g]))) await throughputRun(t, `${t.name.replace(/\W+/g, '-')}-idle`);
+  await profileRuns(group.flatMap((g) => (g.twin ? [g, g.twin] : [g])), 'idle');
 }
 
 async function waitForConnections(t: Target, atLeast: number): Promise<ServerStats> {
@@ -256,7 +258,7 @@ async function main(): Promise<void> {
     }
 
     log(`Throughput, ${ROOMS} rooms ping-ponging, ${REPS} × ${RUN_MS / 1000} s each, interleaved…`);
-    await interleave(targets, 'base');
+    await interleave(targets);
 
     log('MCP door (/mcp) against the HTTP door, same Parley process…');
     await parley.client.call('mcpThroughput', { rooms: ROOMS, durationMs: 1_000 });
