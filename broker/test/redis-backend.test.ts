@@ -4,6 +4,7 @@
  */
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
+import type { StateBackend } from '../src/backend/ports.js';
 import { broker, client, eventually, messageLines } from './helpers.js';
 import { redisText, SECRET, testRedis } from './redis-server.js';
 
@@ -11,6 +12,18 @@ const redis = await testRedis();
 const env = { STATE_URL: redis.url, PARLEY_SECRET: SECRET };
 
 const dump = () => redisText(redis.url);
+
+/** Two brokers' backends on the test's Redis, closed when `fn` is done. */
+async function withTwoBackends(fn: (a: StateBackend, b: StateBackend) => Promise<void>): Promise<void> {
+  const { redisBackend } = await import('../src/backend/redis/index.js');
+  const [a, b] = [await redisBackend({ url: redis.url, secret: SECRET }), await redisBackend({ url: redis.url, secret: SECRET })];
+  try {
+    await fn(a, b);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+}
 
 describe('Redis backend', () => {
   it('holds no token or code in clear, and no message text once it is acknowledged or the session ends', async () => {
@@ -104,11 +117,8 @@ describe('Redis backend', () => {
 
 describe('loop detectors in Redis', () => {
   it('two brokers feeding one room judge exactly as one detector in memory (alarms included), across generations of its memory', async () => {
-    const { redisBackend } = await import('../src/backend/redis/index.js');
     const { createLoopDetector } = await import('../src/loop-detector.js');
-    const a = await redisBackend({ url: redis.url, secret: SECRET });
-    const b = await redisBackend({ url: redis.url, secret: SECRET });
-    try {
+    await withTwoBackends(async (a, b) => {
       const roomId = 900_000 + Math.floor(Math.random() * 1e5);
       const local = createLoopDetector();
       const verdicts: [unknown, unknown][] = [];
@@ -133,17 +143,46 @@ describe('loop detectors in Redis', () => {
       await a.detectors.delete(roomId);
       expect(await r.keys(`*det:{${roomId}}*`)).toEqual([]);
       r.disconnect();
-    } finally {
-      await a.close();
-      await b.close();
-    }
+    });
+  });
+
+  it("a send's detector change and its turn land together or not at all, whichever broker changed either first", async () => {
+    const { createLoopDetector } = await import('../src/loop-detector.js');
+    await withTwoBackends(async (a, b) => {
+      const room = (await a.rooms.create({ kind: 'standard', headless: false, creator: 'c'.repeat(64), members: [], paused: null, alarms: 0 }, Date.now()))!;
+      const local = createLoopDetector();
+      let turns = 0;
+      for (let i = 0; i < 120; i++) {
+        const text = i % 30 < 24 ? `Checked shard ${i} of ${i * 13}: ${i * 7} files, ${i % 5} retries.` : 'Thanks, great work!';
+        const side = (i % 2) as 0 | 1;
+        const [via, other] = i % 3 === 0 ? [a, b] : [b, a];
+        // Now and then the other broker changes the room, so `via`'s copy of it is stale.
+        if (i % 4 === 0) await other.rooms.update(room.id, (r) => void (r.paused = r.paused ? null : 'standby'));
+        const shared = await via.detectors.observeTurn(room.id, side, text, 'OVER', (r) => (r.alarms += 1));
+        const mine = local.observe(side, text, 'OVER');
+        expect(shared.alarm).toEqual(mine);
+        // The turn ran on the current room exactly when there was no alarm, and was stored.
+        if (mine) expect(shared.turn).toBeUndefined();
+        else expect(shared.turn).toBe(++turns);
+      }
+      expect(turns).toBeGreaterThan(0);
+      expect(turns).toBeLessThan(120); // the thanks runs raised alarms
+      expect((await b.rooms.get(room.id))?.alarms).toBe(turns);
+      // The detector in Redis was fed each message once, retries included.
+      const r = new Redis(redis.url);
+      const sorted = (xs: (string | number)[]) => xs.map(Number).sort((x, y) => x - y);
+      expect(sorted(await r.smembers(`parley:det:{${room.id}}:y`))).toEqual(sorted(local.snapshot().young));
+      r.disconnect();
+      // A room that is gone (with its detector, as the engine closes one) takes no turn, though a
+      // still holds a copy of the old detector in its thanks run.
+      await b.rooms.delete(room.id);
+      await b.detectors.delete(room.id);
+      expect(await a.detectors.observeTurn(room.id, 0, 'Rebuilt shard 9 of 12.', 'OVER', () => 'changed')).toEqual({ alarm: null });
+    });
   });
 
   it('a room update on one broker sees what another broker changed since the first one last read the room', async () => {
-    const { redisBackend } = await import('../src/backend/redis/index.js');
-    const a = await redisBackend({ url: redis.url, secret: SECRET });
-    const b = await redisBackend({ url: redis.url, secret: SECRET });
-    try {
+    await withTwoBackends(async (a, b) => {
       const room = (await a.rooms.create({ kind: 'standard', headless: false, creator: 'c'.repeat(64), members: [], paused: null, alarms: 0 }, Date.now()))!;
       expect((await a.rooms.get(room.id))?.paused).toBeNull(); // a now holds the room as it was
       await b.rooms.update(room.id, (r) => void (r.paused = 'loop'));
@@ -152,10 +191,7 @@ describe('loop detectors in Redis', () => {
       expect(await b.rooms.get(room.id)).toMatchObject({ paused: 'loop', alarms: 1 });
       await b.rooms.delete(room.id);
       expect(await a.rooms.update(room.id, () => 'changed')).toBeUndefined();
-    } finally {
-      await a.close();
-      await b.close();
-    }
+    });
   });
 });
 

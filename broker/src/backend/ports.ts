@@ -9,14 +9,15 @@
  * Atomicity, port by port (what a shared implementation must guarantee):
  * - CodeStore.take: look up and delete in one step (GETDEL / Lua), so a code works exactly once.
  * - RoomStore.update: the callback sees and changes one room as one step (WATCH/MULTI retry or a
- *   per-room lock); the engine puts every turn rule of one send (pause, detector, both-STANDBY,
- *   alarm) inside it and applies the returned effects after.
+ *   per-room lock); the engine puts every turn rule of one send (pause, both-STANDBY) inside it,
+ *   with the detector through DetectorStore.observeTurn, and applies the returned effects after.
  * - InboxStore.lease/ack: lease hands out the head and marks it in flight in one step; ack removes
  *   only the item it names. Two brokers never hand out one item at once (one waiter per token).
  * - TokenStore: single-key writes; the room count of a token changes with its room (create).
  * - Per-address caps (TokenStore.add, RoomStore.create with a Quota): the count of the bucket is
  *   checked and raised in one step, and lowered only by whoever really deleted the token or room.
- * - DetectorStore.observe: per room, serialised with RoomStore.update of the same room.
+ * - DetectorStore.observe: per room, serialised with RoomStore.update of the same room;
+ *   observeTurn changes the detector and the room in one step, or neither (one script on Redis).
  */
 import { createHmac, createSecretKey } from 'node:crypto';
 import type { RoomEvent, Role, Signal } from '../engine/events.js';
@@ -206,6 +207,12 @@ export interface WakeBus {
 
 export interface DetectorStore {
   observe(roomId: number, side: 0 | 1, text: string, signal: Signal | null): Awaitable<LoopAlarm | null>;
+  /**
+   * A send's step: observes the message and, unless that raises an alarm, changes the room with
+   * `turn` (as RoomStore.update does) together with the detector. `turn` is undefined when the
+   * room is gone; with an alarm the room is left as it was.
+   */
+  observeTurn<R>(roomId: number, side: 0 | 1, text: string, signal: Signal | null, turn: (room: RoomState) => R): Awaitable<{ alarm: LoopAlarm | null; turn?: R }>;
   reset(roomId: number): Awaitable<void>;
   delete(roomId: number): Awaitable<void>;
 }

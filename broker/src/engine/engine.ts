@@ -310,11 +310,9 @@ export class Engine implements RoomService {
     // Every inbox is capped, but many inboxes could still fill memory; concurrent sends may pass it by one message each.
     if (queued.total + bytes > this.config.queueMaxTotalBytes) throw refuse('broker_full', undefined, BROKER_FULL_RETRY_S);
 
-    const alarm = await this.backend.detectors.observe(room.id, me.role === 'host' ? 0 : 1, text, signal);
-    if (alarm) throw await this.raiseAlarm(room.id, alarm);
-
     const sig = signal ?? 'OVER';
-    const turn = await this.backend.rooms.update(room.id, (r) => {
+    // The detector and the turn in one step: an alarm leaves the room as it was.
+    const { alarm, turn } = await this.backend.detectors.observeTurn(room.id, me.role === 'host' ? 0 : 1, text, signal, (r) => {
       const self = r.members.find((m) => m.hash === me.hash);
       const other = r.members.find((m) => m.hash !== me.hash);
       if (!self || !other) return undefined;
@@ -326,6 +324,7 @@ export class Engine implements RoomService {
       if (bothStandby) r.paused = 'standby';
       return { to: other, bothStandby };
     });
+    if (alarm) throw await this.raiseAlarm(room.id, alarm);
     if (turn === 'loop') throw refuse('loop_paused');
     if (!turn) throw refuse('partner_not_connected', undefined, 5);
 

@@ -9,6 +9,7 @@ import { BucketCounts } from '../../client-address.js';
 import { BusyFirstMap } from '../busy-first-map.js';
 import { CappedMap } from '../capped-map.js';
 import { keyedHasher, type QueueSize, type Fate, type InboxItem, type InboxStore, type RoomState, type StateBackend } from '../ports.js';
+import type { Signal } from '../../engine/events.js';
 import { Store } from './sql-store.js';
 
 interface Inbox {
@@ -84,6 +85,21 @@ export async function memoryBackend(opts: { secret?: string } = {}): Promise<Sta
     return row && { row, room: row.roomId === null ? undefined : rooms.get(row.roomId) };
   };
 
+  /** Atomic by construction: one process, and no await inside. */
+  const updateRoom = <R>(id: number, fn: (room: RoomState) => R): R | undefined => {
+    const room = rooms.get(id);
+    if (!room) return undefined;
+    const headless = room.headless;
+    const result = fn(room);
+    if (room.headless !== headless) store.setHeadless(id, room.headless); // the schema's mirror of the rule
+    return result;
+  };
+  const observe = (roomId: number, side: 0 | 1, text: string, signal: Signal | null) => {
+    let d = detectors.get(roomId);
+    // Made on the first message: an idle room costs no detector memory.
+    if (!d) detectors.set(roomId, (d = createLoopDetector()));
+    return d.observe(side, text, signal);
+  };
   const inboxes: InboxStore = {
     push(owner, item, receiptTtlMs, lease) {
       if (receiptTtlMs !== undefined && item.from) setFate(item.event.id, item.from, 'queued', receiptTtlMs);
@@ -191,14 +207,7 @@ export async function memoryBackend(opts: { secret?: string } = {}): Promise<Sta
         return room;
       },
       get: (id) => rooms.get(id),
-      update(id, fn) {
-        const room = rooms.get(id);
-        if (!room) return undefined;
-        const headless = room.headless;
-        const result = fn(room);
-        if (room.headless !== headless) store.setHeadless(id, room.headless); // the schema's mirror of the rule
-        return result;
-      },
+      update: updateRoom,
       delete(id) {
         const bucket = rooms.get(id)?.bucket;
         if (bucket) held.rooms.give(bucket);
@@ -216,11 +225,10 @@ export async function memoryBackend(opts: { secret?: string } = {}): Promise<Sta
       },
     },
     detectors: {
-      observe(roomId, side, text, signal) {
-        let d = detectors.get(roomId);
-        // Made on the first message: an idle room costs no detector memory.
-        if (!d) detectors.set(roomId, (d = createLoopDetector()));
-        return d.observe(side, text, signal);
+      observe,
+      observeTurn(roomId, side, text, signal, turn) {
+        const alarm = observe(roomId, side, text, signal);
+        return alarm ? { alarm } : { alarm, turn: updateRoom(roomId, turn) };
       },
       reset: (roomId) => detectors.get(roomId)?.reset(),
       delete: (roomId) => void detectors.delete(roomId),

@@ -8,11 +8,25 @@
 import type { Redis } from 'ioredis';
 import { createLoopDetector, type LoopDetector, type LoopDetectorSnapshot } from '../../loop-detector.js';
 import { CappedMap } from '../capped-map.js';
-import type { DetectorStore } from '../ports.js';
+import type { Signal } from '../../engine/events.js';
+import type { DetectorStore, RoomState } from '../ports.js';
 
 type WithApply = Redis & {
   detectorApply(version: string, young: string, old: string, state: string, expected: number, stateJson: string, ttlMs: number, ...journal: number[]): Promise<number>;
+  detectorTurn(version: string, young: string, old: string, state: string, room: string, expected: number, stateJson: string, ttlMs: number, roomRead: string, roomNext: string, roomTtlMs: number, ...journal: number[]): Promise<number>;
 };
+
+/** The rooms' compare-and-set copies (see rooms.update in index.ts), which a send's turn swaps. */
+export interface RoomCopies {
+  key(id: number): string;
+  ttlMs: number;
+  /** The JSON this broker last saw, if any. */
+  cached(id: number): string | undefined;
+  /** Fresh from Redis; null when the room is gone. */
+  read(id: number): Promise<string | null>;
+  saw(id: number, raw: string): void;
+  forget(id: number): void;
+}
 
 interface Copy {
   version: number;
@@ -23,7 +37,7 @@ interface Copy {
 /** Copies kept per broker; the oldest is dropped first (it is reloaded if its room speaks again). */
 const COPIES_MAX = 10_000;
 
-export function redisDetectors(r: Redis, prefix: string, ttlMs: number): DetectorStore {
+export function redisDetectors(r: Redis, prefix: string, ttlMs: number, rooms: RoomCopies): DetectorStore {
   const keys = (roomId: number) => {
     const base = `${prefix}det:{${roomId}}:`; // one hash slot per room, for Redis Cluster
     return [`${base}v`, `${base}y`, `${base}o`, `${base}s`] as const;
@@ -54,19 +68,62 @@ export function redisDetectors(r: Redis, prefix: string, ttlMs: number): Detecto
       const copy = copies.get(roomId) ?? (await load(roomId));
       copy.journal.length = 0;
       const result = fn(copy.detector);
-      const version = await (r as WithApply).detectorApply(...keys(roomId), copy.version, JSON.stringify(copy.detector.state()), ttlMs, ...copy.journal);
+      if (await stored(roomId, copy)) return result;
+    }
+    throw new Error('detector update kept conflicting');
+  };
+  /** Stores what the copy's journal changed, unless another broker changed the detector first. */
+  const stored = async (roomId: number, copy: Copy): Promise<boolean> => {
+    const version = await (r as WithApply).detectorApply(...keys(roomId), copy.version, JSON.stringify(copy.detector.state()), ttlMs, ...copy.journal);
+    if (version < 0) {
+      copies.delete(roomId); // judged on a stale copy: reload and judge again
+      return false;
+    }
+    copy.version = version;
+    remember(roomId, copy);
+    return true;
+  };
+
+  /**
+   * Judges on the local copy; an alarm is stored alone (the engine then pauses the room), else
+   * the detector's change and the room's turn go to Redis as one script: one round trip, and
+   * either both land or neither (then both are read again and the message judged again).
+   */
+  const observeTurn = async <R>(roomId: number, side: 0 | 1, text: string, signal: Signal | null, turn: (room: RoomState) => R) => {
+    for (let attempt = 0; attempt < 100; attempt++) {
+      const copy = copies.get(roomId) ?? (await load(roomId));
+      copy.journal.length = 0;
+      const alarm = copy.detector.observe(side, text, signal);
+      if (alarm) {
+        if (await stored(roomId, copy)) return { alarm };
+        continue;
+      }
+      const cached = attempt === 0 ? rooms.cached(roomId) : undefined;
+      const raw = cached ?? (await rooms.read(roomId));
+      if (!raw) {
+        copies.delete(roomId); // judged, but nothing stored: the room is gone
+        return { alarm: null };
+      }
+      const room = JSON.parse(raw) as RoomState;
+      const result = turn(room);
+      const next = JSON.stringify(room);
+      const detector = [...keys(roomId), rooms.key(roomId), copy.version, JSON.stringify(copy.detector.state()), ttlMs] as const;
+      const version = await (r as WithApply).detectorTurn(...detector, raw, next, rooms.ttlMs, ...copy.journal);
       if (version >= 0) {
         copy.version = version;
         remember(roomId, copy);
-        return result;
+        rooms.saw(roomId, next);
+        return { alarm: null, turn: result };
       }
-      copies.delete(roomId); // judged on a stale copy: reload and judge again
+      copies.delete(roomId);
+      if (version === -2) rooms.forget(roomId);
     }
-    throw new Error('detector update kept conflicting');
+    throw new Error('send kept conflicting');
   };
 
   return {
     observe: (roomId, side, text, signal) => change(roomId, (d) => d.observe(side, text, signal)),
+    observeTurn,
     reset: (roomId) => change(roomId, (d) => d.reset()).then(() => undefined),
     async delete(roomId) {
       copies.delete(roomId);

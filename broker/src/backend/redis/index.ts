@@ -17,7 +17,7 @@ import { keyedHasher, type CodeKind, type Fate, type InboxItem, type InboxStore,
 import { CappedMap } from '../capped-map.js';
 import { redisDetectors } from './detectors.js';
 import { sealer } from './sealed.js';
-import { DETECTOR_APPLY, FOR_SEND, INBOX_SCRIPTS, LEASE_OR_ROOM, QUOTA_SCRIPTS, ROOM_CAS, TOKEN_AND_ROOM } from './scripts.js';
+import { DETECTOR_APPLY, DETECTOR_TURN, FOR_SEND, INBOX_SCRIPTS, LEASE_OR_ROOM, QUOTA_SCRIPTS, ROOM_CAS, TOKEN_AND_ROOM } from './scripts.js';
 
 const P = 'parley:';
 const k = {
@@ -95,6 +95,7 @@ export async function redisBackend(opts: RedisBackendOptions): Promise<StateBack
   r.defineCommand('leaseOrRoom', { numberOfKeys: 3, lua: LEASE_OR_ROOM });
   r.defineCommand('forSend', { numberOfKeys: 3, lua: FOR_SEND });
   r.defineCommand('detectorApply', { numberOfKeys: 4, lua: DETECTOR_APPLY });
+  r.defineCommand('detectorTurn', { numberOfKeys: 5, lua: DETECTOR_TURN });
   for (const [name, s] of Object.entries({ ...INBOX_SCRIPTS, ...QUOTA_SCRIPTS })) r.defineCommand(name, s);
   await r.connect();
   const sub = r.duplicate();
@@ -287,7 +288,14 @@ export async function redisBackend(opts: RedisBackendOptions): Promise<StateBack
       },
     },
     // Fed on a local copy, replayed on Redis's by version: two brokers feeding one room do not lose a message.
-    detectors: redisDetectors(r, P, roomTtl),
+    detectors: redisDetectors(r, P, roomTtl, {
+      key: k.room,
+      ttlMs: roomTtl,
+      cached: (id) => seen.get(id),
+      read: (id) => r.get(k.room(id)),
+      saw,
+      forget: (id) => void seen.delete(id),
+    }),
     // Keyed by the hash of the session id (itself a credential), the value sealed.
     sessions: {
       async get(key, ttlMs) {

@@ -212,31 +212,51 @@ export const INBOX_SCRIPTS = {
   inboxExpireOne: { numberOfKeys: 5, lua: EXPIRE_ONE },
 };
 
-/**
- * A loop detector's change, replayed on its copy if that copy is still at version ARGV[1]:
- * ARGV[4..] are the keys it remembered, in order, with '-1' where its young generation became
- * the old one. KEYS: version, young set, old set, state   ARGV: version, state JSON, ttlMs, journal…
- * Returns the new version, or -1 when another broker changed it first.
- */
-export const DETECTOR_APPLY = `
-local v = tonumber(redis.call('GET', KEYS[1]) or '0')
-if v ~= tonumber(ARGV[1]) then return -1 end
-local batch = {}
-local function flush()
-  if #batch > 0 then redis.call('SADD', KEYS[2], unpack(batch)); batch = {} end
-end
-for i = 4, #ARGV do
-  if ARGV[i] == '-1' then
-    flush()
-    if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('RENAME', KEYS[2], KEYS[3]) else redis.call('DEL', KEYS[3]) end
-  else
-    batch[#batch + 1] = ARGV[i]
-    if #batch >= 500 then flush() end
+// A loop detector's change, replayed on its copy if that copy is still at `version`: the journal
+// (ARGV[from..]) lists the keys it remembered, in order, with '-1' where its young generation
+// became the old one. Returns the new version, or -1 (nothing written) when another broker
+// changed it first.
+const DETECTOR_FN = `
+local function detectorApply(kv, ky, ko, ks, version, state, ttl, from)
+  local v = tonumber(redis.call('GET', kv) or '0')
+  if v ~= tonumber(version) then return -1 end
+  local batch = {}
+  local function flush()
+    if #batch > 0 then redis.call('SADD', ky, unpack(batch)); batch = {} end
   end
+  for i = from, #ARGV do
+    if ARGV[i] == '-1' then
+      flush()
+      if redis.call('EXISTS', ky) == 1 then redis.call('RENAME', ky, ko) else redis.call('DEL', ko) end
+    else
+      batch[#batch + 1] = ARGV[i]
+      if #batch >= 500 then flush() end
+    end
+  end
+  flush()
+  redis.call('SET', ks, state, 'PX', ttl)
+  redis.call('SET', kv, v + 1, 'PX', ttl)
+  redis.call('PEXPIRE', ky, ttl)
+  redis.call('PEXPIRE', ko, ttl)
+  return v + 1
 end
-flush()
-redis.call('SET', KEYS[4], ARGV[2], 'PX', ARGV[3])
-redis.call('SET', KEYS[1], v + 1, 'PX', ARGV[3])
-for i = 2, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
-return v + 1
+`;
+
+/** KEYS: version, young set, old set, state   ARGV: version, state JSON, ttlMs, journal… */
+export const DETECTOR_APPLY = `${DETECTOR_FN}
+return detectorApply(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], 4)
+`;
+
+/**
+ * A send's detector change and its turn as one step: the room's JSON is swapped (as ROOM_CAS) only
+ * if it is still ARGV[4], and the detector changed (as DETECTOR_APPLY) only if still at ARGV[1];
+ * either both or neither. KEYS: the detector's four, room   ARGV: version, state JSON, ttlMs,
+ * room JSON read, room JSON new, room ttlMs, journal…  Returns the detector's new version, -1 when
+ * the detector, -2 when the room changed first.
+ */
+export const DETECTOR_TURN = `${DETECTOR_FN}
+if redis.call('GET', KEYS[5]) ~= ARGV[4] then return -2 end
+local v = detectorApply(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], 7)
+if v >= 0 and ARGV[5] ~= ARGV[4] then redis.call('SET', KEYS[5], ARGV[5], 'PX', ARGV[6]) end
+return v
 `;
