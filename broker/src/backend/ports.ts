@@ -77,8 +77,10 @@ export interface TokenStore {
    * What a wait reads first, in one step: the head of the token's inbox, leased as
    * InboxStore.lease does (even for a token that is gone: a closing notice outlives it), and
    * only when there is none, `withRoom`. One round trip per wait on a networked backend.
+   * With `ack`, a head whose event is `ack.id` is first acknowledged as InboxStore.ack does (its
+   * sender's receipt: acknowledged, kept `receiptTtlMs`), and the next head leased.
    */
-  leaseOrRoom(hash: string): Awaitable<{ head: InboxItem } | { head: undefined; found: Found | undefined }>;
+  leaseOrRoom(hash: string, ack?: { id: string; receiptTtlMs: number }): Awaitable<{ head: InboxItem } | { head: undefined; found: Found | undefined }>;
   /**
    * What a send reads first, in one step: `withRoom`, and what the inbox of the room's other
    * member holds (as InboxStore.size), when there is one.

@@ -399,16 +399,11 @@ export class Engine implements RoomService {
   async next(token: string | undefined, opts: NextOptions): Promise<Lease | null> {
     const hash = Engine.wellFormed(token) ? this.backend.hasher.hash(token) : undefined;
     const since = this.wakeSeq;
-    if (hash && !opts.ack) {
-      // The usual wait: the head of the inbox, or else the token and its room, in one step.
-      const read = await this.backend.tokens.leaseOrRoom(hash);
-      if (read.head) return this.leaseOf(hash, read.head, opts.acking ?? false);
-      const { room, me } = await this.memberOf(token, hash, read);
-      return this.hold(me.hash, room.id, opts, true, since);
-    }
-    const head = hash && (await this.head(hash, opts.ack));
-    if (head) return this.leaseOf(hash, head, opts.acking ?? false);
-    const { room, me } = await this.memberOf(token, hash);
+    // The acknowledgement, then the head of the inbox or else the token and its room, in one step.
+    const ack = opts.ack ? { id: opts.ack, receiptTtlMs: this.receiptTtl() } : undefined;
+    const read = hash ? await this.backend.tokens.leaseOrRoom(hash, ack) : { head: undefined, found: undefined };
+    if (read.head) return this.leaseOf(hash!, read.head, opts.acking ?? false);
+    const { room, me } = await this.memberOf(token, hash, read);
     return this.hold(me.hash, room.id, opts, true, since);
   }
 

@@ -179,8 +179,12 @@ export async function memoryBackend(opts: { secret?: string } = {}): Promise<Sta
         const other = found?.room?.members.find((m) => m.hash !== h);
         return { found, partner: other && { hash: other.hash, queued: inboxes.size(other.hash) as QueueSize } };
       },
-      leaseOrRoom(h) {
-        const head = inboxes.lease(h) as InboxItem | undefined;
+      leaseOrRoom(h, ack) {
+        let head = inboxes.lease(h) as InboxItem | undefined;
+        if (head && ack && head.event.id === ack.id) {
+          inboxes.ack(h, ack.id, head.from ? { sender: head.from, fate: 'acknowledged', ttlMs: ack.receiptTtlMs } : undefined);
+          head = inboxes.lease(h) as InboxItem | undefined;
+        }
         return head ? { head } : { head: undefined, found: withRoom(h) };
       },
       touch: (h, at) => store.touchToken(h, at),

@@ -65,7 +65,7 @@ const SAFETY_MS = 24 * 3600_000;
 type Scripted = Redis & {
   casRoom(key: string, old: string, next: string, ttlMs: number): Promise<number>;
   tokenAndRoom(token: string, roomPrefix: string): Promise<[string[], string | null] | null>;
-  leaseOrRoom(list: string, inflight: string, token: string, ttlMs: number, roomPrefix: string): Promise<[string | null, string[]?, (string | null)?]>;
+  leaseOrRoom(list: string, inflight: string, token: string, bytesKey: string, totalKey: string, expiryKey: string, ttlMs: number, roomPrefix: string, owner: string, ack: string, fatePrefix: string, fateTtlMs: number | ''): Promise<[string | null, string[]?, (string | null)?]>;
   forSend(token: string, bytesKey: string, totalKey: string, roomPrefix: string, inboxPrefix: string, inflightPrefix: string, me: string): Promise<[string[] | null, string | null, string | null, number, number, number]>;
   inboxPush(list: string, bytesKey: string, totalKey: string, expiryKey: string, fateKey: string, inflight: string, owner: string, item: string, bytes: number, score: number, member: string, ttlMs: number, fate: string, fateTtlMs: number | '', leaseTtlMs: number | ''): Promise<string | null>;
   inboxLease(list: string, inflight: string, ttlMs: number): Promise<string | null>;
@@ -92,7 +92,7 @@ export async function redisBackend(opts: RedisBackendOptions): Promise<StateBack
   r.on('error', () => undefined); // surfaced through ready() and refused requests, never a crash
   r.defineCommand('casRoom', { numberOfKeys: 1, lua: ROOM_CAS });
   r.defineCommand('tokenAndRoom', { numberOfKeys: 1, lua: TOKEN_AND_ROOM });
-  r.defineCommand('leaseOrRoom', { numberOfKeys: 3, lua: LEASE_OR_ROOM });
+  r.defineCommand('leaseOrRoom', { numberOfKeys: 6, lua: LEASE_OR_ROOM });
   r.defineCommand('forSend', { numberOfKeys: 3, lua: FOR_SEND });
   r.defineCommand('detectorApply', { numberOfKeys: 4, lua: DETECTOR_APPLY });
   r.defineCommand('detectorTurn', { numberOfKeys: 5, lua: DETECTOR_TURN });
@@ -202,8 +202,9 @@ export async function redisBackend(opts: RedisBackendOptions): Promise<StateBack
         const found = row ? parseFound(h, row, room) : undefined;
         return { found, partner: partner ? { hash: partner, queued: { count, bytes, total } } : undefined };
       },
-      async leaseOrRoom(h) {
-        const [head, row, room] = await r.leaseOrRoom(k.inbox(h), k.inflight(h), k.token(h), SAFETY_MS, `${P}room:`);
+      async leaseOrRoom(h, ack) {
+        const keys = [k.inbox(h), k.inflight(h), k.token(h), k.inboxBytes, k.totalBytes, k.inboxExpiry] as const;
+        const [head, row, room] = await r.leaseOrRoom(...keys, SAFETY_MS, `${P}room:`, h, ack?.id ?? '', `${P}fate:`, ack?.receiptTtlMs ?? '');
         if (head) return { head: parseItem(head) };
         return { head: undefined, found: row ? parseFound(h, row, room ?? null) : undefined };
       },

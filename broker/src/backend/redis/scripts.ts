@@ -65,13 +65,34 @@ local q = queued(ARGV[2] .. partner, ARGV[3] .. partner, KEYS[2], KEYS[3], partn
 return {row, room, partner, q[1], q[2], q[3]}
 `;
 
+/** Drops the in-flight `item` of `owner` for good (acknowledged or delivered), with its counts. */
+const DONE_FN = `
+local function done(inflight, bytesKey, totalKey, expiryKey, owner, item)
+  redis.call('DEL', inflight)
+  redis.call('HINCRBY', bytesKey, owner, -item.bytes)
+  redis.call('DECRBY', totalKey, item.bytes)
+  redis.call('ZREM', expiryKey, owner .. '|' .. item.event.id)
+end
+`;
+
 /**
  * What a wait reads first: the inbox's head, leased as LEASE does, or else the token's row and
- * room. KEYS: list, inflight, token   ARGV: lease ttlMs, room key prefix. Replies {head} or
- * {false, row, room} (row false: no such token).
+ * room. With an id to acknowledge (ARGV[4] not ''), a head with that id is done first (its
+ * sender's receipt set to acknowledged, for ARGV[6] ms) and the next one leased.
+ * KEYS: list, inflight, token, bytesKey, totalKey, expiryKey   ARGV: lease ttlMs, room key prefix,
+ * owner, ack id, fate key prefix, fate ttlMs. Replies {head} or {false, row, room} (row false: no
+ * such token).
  */
-export const LEASE_OR_ROOM = `${ROW_AND_ROOM}${LEASE_FN}
+export const LEASE_OR_ROOM = `${ROW_AND_ROOM}${LEASE_FN}${DONE_FN}
 local f = lease(KEYS[1], KEYS[2], ARGV[1])
+if f and ARGV[4] ~= '' then
+  local item = cjson.decode(f)
+  if item.event.id == ARGV[4] then
+    done(KEYS[2], KEYS[4], KEYS[5], KEYS[6], ARGV[3], item)
+    if type(item.from) == 'string' then redis.call('SET', ARGV[5] .. ARGV[4], item.from .. '|acknowledged', 'PX', ARGV[6]) end
+    f = lease(KEYS[1], KEYS[2], ARGV[1])
+  end
+end
 if f then return {f} end
 local row, room = rowAndRoom(KEYS[3], ARGV[2])
 return {false, row, room}
@@ -112,16 +133,13 @@ return lease(KEYS[1], KEYS[2], ARGV[1])
 
 // KEYS: inflight, bytesKey, totalKey, expiryKey, fateKey   ARGV: owner, id, fate, fateTtlMs (the
 // message's receipt, when ARGV[4] is not ''; written even if the item was gone, as a separate SET would be)
-const ACK = `
+const ACK = `${DONE_FN}
 if ARGV[4] ~= '' then redis.call('SET', KEYS[5], ARGV[3], 'PX', ARGV[4]) end
 local f = redis.call('GET', KEYS[1])
 if not f then return 0 end
 local item = cjson.decode(f)
 if item.event.id ~= ARGV[2] then return 0 end
-redis.call('DEL', KEYS[1])
-redis.call('HINCRBY', KEYS[2], ARGV[1], -item.bytes)
-redis.call('DECRBY', KEYS[3], item.bytes)
-redis.call('ZREM', KEYS[4], ARGV[1] .. '|' .. ARGV[2])
+done(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], item)
 return 1
 `;
 
