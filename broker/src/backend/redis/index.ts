@@ -20,20 +20,22 @@ import { sealer } from './sealed.js';
 import { DETECTOR_APPLY, DETECTOR_TURN, FOR_SEND, INBOX_SCRIPTS, LEASE_OR_ROOM, QUOTA_SCRIPTS, ROOM_CAS, TOKEN_AND_ROOM } from './scripts.js';
 
 const P = 'parley:';
+/** Key prefixes the scripts append a room id, token hash or event id to (see `k`). */
+const prefix = { room: `${P}room:`, inbox: `${P}inbox:`, inflight: `${P}inflight:`, fate: `${P}fate:` };
 const k = {
   token: (h: string) => `${P}tok:${h}`,
   tokenExpiry: `${P}tok:exp`,
   code: (h: string) => `${P}code:${h}`,
   codeExpiry: `${P}code:exp`,
-  room: (id: number) => `${P}room:${id}`,
+  room: (id: number) => `${prefix.room}${id}`,
   roomSeq: `${P}room:seq`,
   rooms: `${P}rooms`,
-  inbox: (o: string) => `${P}inbox:${o}`,
-  inflight: (o: string) => `${P}inflight:${o}`,
+  inbox: (o: string) => `${prefix.inbox}${o}`,
+  inflight: (o: string) => `${prefix.inflight}${o}`,
   inboxBytes: `${P}inbox:bytes`,
   totalBytes: `${P}bytes`,
   inboxExpiry: `${P}inbox:exp`,
-  fate: (id: string) => `${P}fate:${id}`,
+  fate: (id: string) => `${prefix.fate}${id}`,
   idem: (s: string, key: string) => `${P}idem:${s}:${key}`,
   session: (h: string) => `${P}sess:${h}`,
   wake: `${P}wake`,
@@ -194,17 +196,17 @@ export async function redisBackend(opts: RedisBackendOptions): Promise<StateBack
         return tokenRow(h, await r.hgetall(k.token(h)));
       },
       async withRoom(h) {
-        const found = await r.tokenAndRoom(k.token(h), `${P}room:`);
+        const found = await r.tokenAndRoom(k.token(h), prefix.room);
         return found ? parseFound(h, found[0], found[1]) : undefined;
       },
       async forSend(h) {
-        const [row, room, partner, count, bytes, total] = await r.forSend(k.token(h), k.inboxBytes, k.totalBytes, `${P}room:`, `${P}inbox:`, `${P}inflight:`, h);
+        const [row, room, partner, count, bytes, total] = await r.forSend(k.token(h), k.inboxBytes, k.totalBytes, prefix.room, prefix.inbox, prefix.inflight, h);
         const found = row ? parseFound(h, row, room) : undefined;
         return { found, partner: partner ? { hash: partner, queued: { count, bytes, total } } : undefined };
       },
       async leaseOrRoom(h, ack) {
         const keys = [k.inbox(h), k.inflight(h), k.token(h), k.inboxBytes, k.totalBytes, k.inboxExpiry] as const;
-        const [head, row, room] = await r.leaseOrRoom(...keys, SAFETY_MS, `${P}room:`, h, ack?.id ?? '', `${P}fate:`, ack?.receiptTtlMs ?? '');
+        const [head, row, room] = await r.leaseOrRoom(...keys, SAFETY_MS, prefix.room, h, ack?.id ?? '', prefix.fate, ack?.receiptTtlMs ?? '');
         if (head) return { head: parseItem(head) };
         return { head: undefined, found: row ? parseFound(h, row, room ?? null) : undefined };
       },
