@@ -75,7 +75,8 @@ export interface TokenStore {
   withRoom(hash: string): Awaitable<Found | undefined>;
   /**
    * What a wait reads first, in one step: the head of the token's inbox, leased as
-   * InboxStore.lease does (even for a token that is gone: a closing notice outlives it), and
+   * InboxStore.lease does (even for a token that is gone, as a closing notice outlives it, or a
+   * watcher's feed, which has no row), and
    * only when there is none, `withRoom`. One round trip per wait on a networked backend.
    * With `ack`, a head whose event is `ack.id` is first acknowledged as InboxStore.ack does (its
    * sender's receipt: acknowledged, kept `receiptTtlMs`), and the next head leased.

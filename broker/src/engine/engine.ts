@@ -400,8 +400,7 @@ export class Engine implements RoomService {
     const hash = Engine.wellFormed(token) ? this.backend.hasher.hash(token) : undefined;
     const since = this.wakeSeq;
     // The acknowledgement, then the head of the inbox or else the token and its room, in one step.
-    const ack = opts.ack ? { id: opts.ack, receiptTtlMs: this.receiptTtl() } : undefined;
-    const read = hash ? await this.backend.tokens.leaseOrRoom(hash, ack) : { head: undefined, found: undefined };
+    const read = hash ? await this.backend.tokens.leaseOrRoom(hash, this.ackOf(opts)) : { head: undefined, found: undefined };
     if (read.head) return this.leaseOf(hash!, read.head, opts.acking ?? false);
     const { room, me } = await this.memberOf(token, hash, read);
     return this.hold(me.hash, room.id, opts, true, since);
@@ -430,16 +429,9 @@ export class Engine implements RoomService {
     return result;
   }
 
-  /** The head of the inbox, after acknowledging `ack` if that is what is in flight. */
-  private async head(owner: string, ack?: string): Promise<InboxItem | undefined> {
-    const inboxes = this.backend.inboxes;
-    let item = await inboxes.lease(owner);
-    if (item && ack && item.event.id === ack) {
-      // On a networked backend both go out together; Redis runs them in order.
-      const acked = inboxes.ack(owner, ack, this.receipt(item, 'acknowledged'));
-      [, item] = await Promise.all([acked, inboxes.lease(owner)]);
-    }
-    return item;
+  /** What a wait acknowledges first, if anything (`?ack=` with an id). */
+  private ackOf(opts: NextOptions): { id: string; receiptTtlMs: number } | undefined {
+    return opts.ack ? { id: opts.ack, receiptTtlMs: this.receiptTtl() } : undefined;
   }
 
   /** The fate to record for a partner message's sender (broker notices have none). */
@@ -729,8 +721,9 @@ export class Engine implements RoomService {
   async watchNext(token: string | undefined, opts: NextOptions): Promise<Lease | null> {
     const hash = Engine.isWatchToken(token) ? this.backend.hasher.hash(token) : undefined;
     const since = this.wakeSeq;
-    // What was fanned out before the room closed is still handed out, as for a member.
-    const head = hash && (await this.head(hash, opts.ack));
+    // What was fanned out before the room closed is still handed out, as for a member (a feed has
+    // no token row, so only the head of the read counts).
+    const head = hash && (await this.backend.tokens.leaseOrRoom(hash, this.ackOf(opts))).head;
     if (head) return this.leaseOf(hash, head, opts.acking ?? false);
     const { room } = await this.watcherOf(token);
     return this.hold(hash!, room.id, opts, false, since);
