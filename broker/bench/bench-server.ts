@@ -1,6 +1,6 @@
 /**
- * One relay under test in its own process (`parley` or `null`), so its sockets have their own
- * open-file limit and its RSS and CPU time can be read alone. Talks to the bench over IPC:
+ * One relay under test in its own process (`parley`, `null`, or `mcp-floor`: see mcp-floor.ts),
+ * so its sockets have their own open-file limit and its RSS and CPU time can be read alone. Talks to the bench over IPC:
  * sends {port} once listening, answers {cmd:'stats'} with memory (after a forced GC when
  * --expose-gc is on, unless args.gc is false), CPU time and open connections, and exits on {cmd:'exit'}.
  */
@@ -9,6 +9,7 @@ import type { Server } from 'node:http';
 import { Session } from 'node:inspector/promises';
 import type { AddressInfo } from 'node:net';
 import { startBroker } from '../src/server.js';
+import { createMcpFloor } from './mcp-floor.js';
 import { createNullRelay } from './null-relay.js';
 
 export interface ServerStats {
@@ -30,15 +31,15 @@ if (kind === 'parley' || kind === 'parley-redis') {
   const broker = await startBroker({ env: { RATE_LIMITS: 'off', LOG_LEVEL: 'silent', HTTP_PORT: '0', HTTP_HOST: '127.0.0.1', WAIT_TIMEOUT_S: '300', ...shared } });
   server = broker.server;
   stop = () => broker.close();
-} else if (kind === 'null') {
-  server = createNullRelay();
+} else if (kind === 'null' || kind === 'mcp-floor') {
+  server = kind === 'null' ? createNullRelay() : createMcpFloor();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   stop = async () => {
     server.closeAllConnections();
     await new Promise((resolve) => server.close(resolve));
   };
 } else {
-  throw new Error(`usage: bench-server.ts parley|parley-redis URL|null (got ${kind})`);
+  throw new Error(`usage: bench-server.ts parley|parley-redis URL|null|mcp-floor (got ${kind})`);
 }
 
 const gc = (globalThis as { gc?: () => void }).gc;

@@ -212,6 +212,7 @@ const commands: Record<string, (args: any) => unknown> = {
   throughput,
   mcpLatency: mcp.mcpLatency,
   mcpThroughput: mcp.mcpThroughput,
+  mcpFloorThroughput: mcp.mcpFloorThroughput,
   idleOpen,
   idleClose,
   idleStatus: () => ({ held: idleRequests.length, answeredEarly: idleAnswered }),

@@ -2,9 +2,11 @@
  * The benchmark's MCP load: the same ping-pong as load-client.ts, but each participant is an MCP
  * session (the SDK's Client over Streamable HTTP at /mcp) and each turn is one parley_send that
  * also waits for the answer, as an MCP agent does it. Runs inside the load-client process.
+ * `mcpFloorThroughput` drives the SDK-only echo server of mcp-floor.ts with the same client.
  */
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { FLOOR_TOOL } from './mcp-floor.js';
 
 type Result = { structuredContent?: any; isError?: boolean; content: unknown[] };
 
@@ -45,7 +47,16 @@ async function mcpPair(base: URL): Promise<McpRoom> {
 export function mcpLoad(base: URL, nextMessage: () => string, stopMessage: () => string, stop: string, cpuUs: () => number) {
   let latencyRoom: McpRoom | undefined;
   let rooms: McpRoom[] = [];
-  const send = (c: Client, text: string, waitS: number) => tool(c, 'parley_send', { text, signal: 'OVER', wait_s: waitS });
+  const floorSessions: Client[] = [];
+  /** Runs the loops `start` begins until they all end; messages are what they counted. */
+  const timed = async (durationMs: number, start: (deadline: number, counted: () => void) => Promise<void>[]) => {
+    let messages = 0;
+    const t0 = performance.now();
+    const cpu0 = cpuUs();
+    await Promise.all(start(t0 + durationMs, () => void messages++));
+    return { messages, elapsedMs: performance.now() - t0, clientCpuUs: cpuUs() - cpu0 };
+  };
+  const send = (c: Client, text: string, waitS: number, name = 'parley_send') => tool(c, name, { text, signal: 'OVER', wait_s: waitS });
 
   return {
     /** One room; a sample runs from the start of parley_send to the end of the partner's already-held parley_wait. */
@@ -74,22 +85,33 @@ export function mcpLoad(base: URL, nextMessage: () => string, stopMessage: () =>
     /** `rooms` pairs ping-pong for `durationMs`; each turn is one parley_send that waits for the answer. */
     async mcpThroughput(args: { rooms: number; durationMs: number }): Promise<{ messages: number; elapsedMs: number; clientCpuUs: number }> {
       while (rooms.length < args.rooms) rooms.push(await mcpPair(base));
-      let messages = 0;
-      const start = performance.now();
-      const cpu0 = cpuUs();
-      const deadline = start + args.durationMs;
-      const side = async (me: Client, opens: boolean) => {
-        let r = opens ? await send(me, nextMessage(), 30) : await tool(me, 'parley_wait', { timeout_s: 30 });
-        for (;;) {
-          const got = messageOf(r);
-          messages++;
-          if (got.includes(stop)) return;
-          if (performance.now() >= deadline) return void (await send(me, stopMessage(), 0));
-          r = await send(me, nextMessage(), 30);
-        }
-      };
-      await Promise.all(rooms.slice(0, args.rooms).flatMap((r) => [side(r.host, true), side(r.joiner, false)]));
-      return { messages, elapsedMs: performance.now() - start, clientCpuUs: cpuUs() - cpu0 };
+      return timed(args.durationMs, (deadline, counted) => {
+        const side = async (me: Client, opens: boolean) => {
+          let r = opens ? await send(me, nextMessage(), 30) : await tool(me, 'parley_wait', { timeout_s: 30 });
+          for (;;) {
+            const got = messageOf(r);
+            counted();
+            if (got.includes(stop)) return;
+            if (performance.now() >= deadline) return void (await send(me, stopMessage(), 0));
+            r = await send(me, nextMessage(), 30);
+          }
+        };
+        return rooms.slice(0, args.rooms).flatMap((r) => [side(r.host, true), side(r.joiner, false)]);
+      });
+    },
+
+    /** Against mcp-floor.ts: `rooms` sessions, each calling the echo tool back to back; each call counts as one message. */
+    async mcpFloorThroughput(args: { rooms: number; durationMs: number }): Promise<{ messages: number; elapsedMs: number; clientCpuUs: number }> {
+      while (floorSessions.length < args.rooms) floorSessions.push(await session(base));
+      return timed(args.durationMs, (deadline, counted) =>
+        floorSessions.slice(0, args.rooms).map(async (c) => {
+          while (performance.now() < deadline) {
+            const text = nextMessage();
+            if (messageOf(await send(c, text, 30, FLOOR_TOOL)) !== text) throw new Error('the floor server answered with another text');
+            counted();
+          }
+        }),
+      );
     },
   };
 }

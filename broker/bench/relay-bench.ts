@@ -10,7 +10,8 @@
  * Where Debian's redis-server is installed, a third target runs Parley on the Redis backend
  * (its own redis-server, no persistence) through the same phases: throughput against the memory
  * backend, and memory per idle room counted in the broker and in Redis. Then the MCP door
- * (/mcp, see mcp-load.ts) against the HTTP door of the same Parley process.
+ * (/mcp, see mcp-load.ts) against the HTTP door of the same Parley process, and the SDK's own
+ * floor: an echo tool on the bare SDK (mcp-floor.ts), driven by the same SDK client.
  * Prints a markdown table for the README (also written to /tmp/readme-bench.md). Exits 0
  * whatever the figures; only a crash fails it.
  */
@@ -100,9 +101,11 @@ class Worker {
 const node = (script: string, args: string[], execArgv: string[] = []) =>
   fork(built(script), args, { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 
+type Kind = 'parley' | 'parley-redis' | 'null' | 'mcp-floor';
+
 interface Target {
   name: string;
-  kind: 'parley' | 'parley-redis' | 'null';
+  kind: Kind;
   acking: boolean;
   /** The same relay in a process of its own without idle rooms, run alongside the idle runs. */
   twin?: Target;
@@ -150,7 +153,7 @@ interface Run {
   clientCpuShare: number;
 }
 
-async function startTarget(name: string, kind: 'parley' | 'parley-redis' | 'null', redisUrl?: string, acking = false): Promise<Target> {
+async function startTarget(name: string, kind: Kind, redisUrl?: string, acking = false): Promise<Target> {
   // --expose-gc so memory is read after a full collection; own process so RSS and fds are its own.
   const server = new Worker(`${name} server`, node('bench-server.ts', redisUrl ? [kind, redisUrl] : [kind], ['--expose-gc']));
   const { port } = await server.hello;
@@ -159,7 +162,7 @@ async function startTarget(name: string, kind: 'parley' | 'parley-redis' | 'null
   return { name, kind, acking, server, client, latencyMs: [], base: [], idle: [] };
 }
 
-async function throughputRun(t: Target, profileAs?: string, cmd: 'throughput' | 'mcpThroughput' = 'throughput'): Promise<Run> {
+async function throughputRun(t: Target, profileAs?: string, cmd: 'throughput' | 'mcpThroughput' | 'mcpFloorThroughput' = 'throughput'): Promise<Run> {
   // No forced GC around runs: its CPU time would be charged to the run's messages.
   const before = await t.server.call<ServerStats>('stats', { gc: false });
   if (profileAs) await t.server.call('profileStart');
@@ -245,7 +248,7 @@ async function main(): Promise<void> {
   const onRedis = redis ? await startTarget('on Redis', 'parley-redis', redis.url) : undefined;
   if (!redis) log('(no redis-server installed: the Redis backend is not measured)');
   const targets = onRedis ? [nul, parley, acking, onRedis] : [nul, parley, acking];
-  const mcp = { latencyMs: [] as number[], mcp: [] as Run[], http: [] as Run[] };
+  const mcp = { latencyMs: [] as number[], mcp: [] as Run[], http: [] as Run[], floor: [] as Run[] };
   try {
     log('Warm-up…');
     for (const t of targets) await t.client.call('throughput', { rooms: ROOMS, durationMs: 1_000 });
@@ -264,13 +267,17 @@ async function main(): Promise<void> {
     await parley.client.call('mcpThroughput', { rooms: ROOMS, durationMs: 1_000 });
     mcp.latencyMs = (await parley.client.call<{ samplesMs: number[] }>('mcpLatency', { warmup: 100, samples: MCP_LATENCY_SAMPLES, maxMs: 15_000 })).samplesMs.sort((a, b) => a - b);
     log(`  mcp        p50 ${fmt(percentile(mcp.latencyMs, 0.5), 3)} ms, p99 ${fmt(percentile(mcp.latencyMs, 0.99), 3)} ms (${mcp.latencyMs.length} samples)`);
+    const floor = await startTarget('mcp floor', 'mcp-floor');
+    await floor.client.call('mcpFloorThroughput', { rooms: ROOMS, durationMs: 1_000 });
     for (let i = 0; i < REPS; i++) {
-      for (const [runs, cmd] of [[mcp.http, 'throughput'], [mcp.mcp, 'mcpThroughput']] as const) {
-        const run = await throughputRun(parley, undefined, cmd);
+      for (const [runs, t, cmd, name] of [[mcp.http, parley, 'throughput', 'http door'], [mcp.mcp, parley, 'mcpThroughput', 'mcp door'], [mcp.floor, floor, 'mcpFloorThroughput', 'sdk floor']] as const) {
+        const run = await throughputRun(t, undefined, cmd);
         runs.push(run);
-        log(`  ${(cmd === 'throughput' ? 'http door' : 'mcp door').padEnd(10)} run ${i + 1}: ${fmt(run.msgsPerS, 0)} msgs/s, server ${fmt(run.serverCpuUsPerMsg, 1)} µs CPU/msg`);
+        log(`  ${name.padEnd(10)} run ${i + 1}: ${fmt(run.msgsPerS, 0)} msgs/s, server ${fmt(run.serverCpuUsPerMsg, 1)} µs CPU/msg, client busy ${fmt(run.clientCpuShare * 100, 0)} %`);
       }
     }
+    floor.client.proc.kill();
+    await floor.server.call('exit').catch(() => undefined);
 
     // Idle rooms are opened for two targets at a time: 10,000 held sockets per target slow the whole
     // machine, so each comparison is made with the same background (Parley against the null relay;
@@ -402,6 +409,7 @@ async function main(): Promise<void> {
   const ackMethod = `Acknowledgement: a third process pair runs the same broker with clients that send \`?ack=<last Parley-Event-Id>\` on every \`/wait\` (the idle rooms' held polls included), interleaved with the others; each event stays leased until the next wait names it. Idle rooms are opened two targets at a time (Parley with the null relay, then the acking and Redis targets), so idle losses compare like with like.`;
 
   const mcpRatio = best(mcp.mcp).msgsPerS / best(mcp.http).msgsPerS;
+  const floorRatio = best(mcp.floor).msgsPerS / best(mcp.http).msgsPerS;
   const mcpTable = [
     '| Measure | MCP door (/mcp) | HTTP door | MCP / HTTP | Target | Result |',
     '|---|---:|---:|---:|---|:---:|',
@@ -409,10 +417,15 @@ async function main(): Promise<void> {
     `| Relay latency p99, 1 room | ${fmt(percentile(mcp.latencyMs, 0.99), 2)} ms | ${ms(parley, 0.99)} | ${x(percentile(mcp.latencyMs, 0.99), percentile(parley.latencyMs, 0.99))} | | |`,
     `| Throughput, ${ROOMS} rooms | ${fmt(best(mcp.mcp).msgsPerS, 0)} msgs/s | ${fmt(best(mcp.http).msgsPerS, 0)} msgs/s | ${fmt(mcpRatio, 2)} × | ≥ 0.5 × HTTP | ${verdict(mcpRatio >= 0.5)} |`,
     `| Server CPU per message, ${ROOMS} rooms | ${fmt(leastCpu(mcp.mcp), 1)} µs | ${fmt(leastCpu(mcp.http), 1)} µs | ${x(leastCpu(mcp.mcp), leastCpu(mcp.http))} | | |`,
+    `| Load client CPU share in the best run | ${pct(best(mcp.mcp).clientCpuShare)} | ${pct(best(mcp.http).clientCpuShare)} | | | |`,
+    `| SDK floor: an echo tool on the bare SDK, same client, ${ROOMS} sessions | ${fmt(best(mcp.floor).msgsPerS, 0)} calls/s | ${fmt(best(mcp.http).msgsPerS, 0)} msgs/s | ${fmt(floorRatio, 2)} × | | |`,
+    `| … its server CPU per call; the MCP door against it | ${fmt(leastCpu(mcp.floor), 1)} µs | | door ${x(best(mcp.mcp).msgsPerS, best(mcp.floor).msgsPerS)} of the floor | | |`,
+    `| … its ceiling with a client that costs nothing (one core / its server CPU per call) | ${fmt(1e6 / leastCpu(mcp.floor), 0)} calls/s | ${fmt(best(mcp.http).msgsPerS, 0)} msgs/s | ${x(1e6 / leastCpu(mcp.floor), best(mcp.http).msgsPerS)} | | |`,
   ].join('\n');
   const mcpMethod =
     `MCP figures: the same Parley process and load-client process; each participant is an MCP session of the official SDK client over Streamable HTTP, and each turn is one \`parley_send\` that also waits for the answer (one tool call per message, where the HTTP door takes a \`/send\` and a \`/wait\`). ` +
-    `MCP latency runs from the start of \`parley_send\` to the end of the partner's already-held \`parley_wait\` (${MCP_LATENCY_SAMPLES} samples); the HTTP latency is the one above. Throughput runs of the two doors are interleaved, best of ${REPS}.`;
+    `MCP latency runs from the start of \`parley_send\` to the end of the partner's already-held \`parley_wait\` (${MCP_LATENCY_SAMPLES} samples); the HTTP latency is the one above. Throughput runs of the two doors are interleaved, best of ${REPS}. ` +
+    `The SDK floor (broker/bench/mcp-floor.ts) is a server in its own process built as the MCP door is (an McpServer and Streamable HTTP transport per session, answers as SSE), whose one tool takes parley_send's arguments and echoes the text at once: no room, no partner, no Parley code. Driven by the same SDK client, interleaved with the two doors, it is the most any door built on this SDK can relay here; when it is itself below the target, the target is out of reach of the SDK, not of the door.`;
 
   log('\n## Results\n');
   log(table);
