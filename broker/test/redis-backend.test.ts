@@ -181,6 +181,23 @@ describe('loop detectors in Redis', () => {
     });
   });
 
+  it('a send whose copy of the room is stale takes its turn on the room read again, and keeps its judged detector (no reload)', async () => {
+    await withTwoBackends(async (a, b) => {
+      const room = (await a.rooms.create({ kind: 'standard', headless: false, creator: 'c'.repeat(64), members: [], paused: null, alarms: 0 }, Date.now()))!;
+      await a.detectors.observeTurn(room.id, 0, 'Checked shard 1 of 13: 7 files.', 'OVER', () => undefined); // a holds copies of both now
+      const r = new Redis(redis.url);
+      const reloads = async () => Number(/cmdstat_smembers:calls=(\d+)/.exec(await r.info('commandstats'))?.[1] ?? 0);
+      const before = await reloads();
+      await b.rooms.update(room.id, (x) => void (x.alarms = 10)); // a presence write, say
+      const out = await a.detectors.observeTurn(room.id, 1, 'Checked shard 2 of 26: 9 files.', 'OVER', (x) => (x.alarms += 1));
+      expect(out).toEqual({ alarm: null, turn: 11 }); // the turn ran on b's room
+      expect((await b.rooms.get(room.id))?.alarms).toBe(11);
+      expect(await reloads()).toBe(before);
+      expect(await r.get(`parley:det:{${room.id}}:v`)).toBe('2'); // two messages, each stored once
+      r.disconnect();
+    });
+  });
+
   it('a room update on one broker sees what another broker changed since the first one last read the room', async () => {
     await withTwoBackends(async (a, b) => {
       const room = (await a.rooms.create({ kind: 'standard', headless: false, creator: 'c'.repeat(64), members: [], paused: null, alarms: 0 }, Date.now()))!;

@@ -98,25 +98,32 @@ export function redisDetectors(r: Redis, prefix: string, ttlMs: number, rooms: R
         if (await stored(roomId, copy)) return { alarm };
         continue;
       }
-      const cached = attempt === 0 ? rooms.cached(roomId) : undefined;
-      const raw = cached ?? (await rooms.read(roomId));
-      if (!raw) {
-        copies.delete(roomId); // judged, but nothing stored: the room is gone
-        return { alarm: null };
-      }
-      const room = JSON.parse(raw) as RoomState;
-      const result = turn(room);
-      const next = JSON.stringify(room);
+      // Taken now: another send of this room may reuse the copy's journal while this one waits.
       const detector = [...keys(roomId), rooms.key(roomId), copy.version, JSON.stringify(copy.detector.state()), ttlMs] as const;
-      const version = await (r as WithApply).detectorTurn(...detector, raw, next, rooms.ttlMs, ...copy.journal);
-      if (version >= 0) {
-        copy.version = version;
-        remember(roomId, copy);
-        rooms.saw(roomId, next);
-        return { alarm: null, turn: result };
+      const journal = [...copy.journal];
+      // Only the room changed (a presence write, say): the judgement still holds, so only the turn is
+      // taken again on the room read afresh, and the detector is not reloaded and judged again.
+      for (let fresh = false; ; fresh = true) {
+        const cached = attempt === 0 && !fresh ? rooms.cached(roomId) : undefined;
+        const raw = cached ?? (await rooms.read(roomId));
+        if (!raw) {
+          copies.delete(roomId); // judged, but nothing stored: the room is gone
+          return { alarm: null };
+        }
+        const room = JSON.parse(raw) as RoomState;
+        const result = turn(room);
+        const next = JSON.stringify(room);
+        const version = await (r as WithApply).detectorTurn(...detector, raw, next, rooms.ttlMs, ...journal);
+        if (version >= 0) {
+          copy.version = version;
+          remember(roomId, copy);
+          rooms.saw(roomId, next);
+          return { alarm: null, turn: result };
+        }
+        if (version === -2) rooms.forget(roomId);
+        if (version === -1 || fresh) break;
       }
       copies.delete(roomId);
-      if (version === -2) rooms.forget(roomId);
     }
     throw new Error('send kept conflicting');
   };
