@@ -213,11 +213,27 @@ export interface DetectorStore {
   /**
    * A send's step: observes the message and, unless that raises an alarm, changes the room with
    * `turn` (as RoomStore.update does) together with the detector. `turn` is undefined when the
-   * room is gone; with an alarm the room is left as it was.
+   * room is gone; with an alarm the room is left as it was. `deliver` names the message the turn
+   * taken sends, if any: it is queued in the same step (as InboxStore.push, whose result is `head`).
    */
-  observeTurn<R>(roomId: number, side: 0 | 1, text: string, signal: Signal | null, turn: (room: RoomState) => R): Awaitable<{ alarm: LoopAlarm | null; turn?: R }>;
+  observeTurn<R>(
+    roomId: number,
+    side: 0 | 1,
+    text: string,
+    signal: Signal | null,
+    turn: (room: RoomState) => R,
+    deliver?: (turn: R) => Delivery | undefined,
+  ): Awaitable<{ alarm: LoopAlarm | null; turn?: R; head?: InboxItem }>;
   reset(roomId: number): Awaitable<void>;
   delete(roomId: number): Awaitable<void>;
+}
+
+/** A message to queue in the same step as the turn that sends it (see InboxStore.push). */
+export interface Delivery {
+  owner: string;
+  item: InboxItem;
+  receiptTtlMs?: number;
+  lease?: boolean;
 }
 
 export type Fate = 'queued' | 'delivered' | 'acknowledged' | 'expired' | 'dropped';

@@ -311,29 +311,39 @@ export class Engine implements RoomService {
     if (queued.total + bytes > this.config.queueMaxTotalBytes) throw refuse('broker_full', undefined, BROKER_FULL_RETRY_S);
 
     const sig = signal ?? 'OVER';
-    // The detector and the turn in one step: an alarm leaves the room as it was.
-    const { alarm, turn } = await this.backend.detectors.observeTurn(room.id, me.role === 'host' ? 0 : 1, text, signal, (r) => {
-      const self = r.members.find((m) => m.hash === me.hash);
-      const other = r.members.find((m) => m.hash !== me.hash);
-      if (!self || !other) return undefined;
-      if (r.paused === 'loop') return 'loop' as const;
-      if (r.paused === 'standby') r.paused = null;
-      self.lastSignal = sig;
-      self.lastSeen = this.backend.clock.now();
-      const bothStandby = sig === 'STANDBY' && other.lastSignal === 'STANDBY';
-      if (bothStandby) r.paused = 'standby';
-      return { to: other, bothStandby };
-    });
+    const message = event({ kind: 'message', from: me.agentId, signal: sig, text });
+    let held: Waiter | undefined;
+    // The detector, the turn and the message with its receipt in one step (one round trip on a
+    // networked backend): an alarm leaves the room as it was, and queues nothing.
+    const { alarm, turn, head } = await this.backend.detectors.observeTurn(
+      room.id,
+      me.role === 'host' ? 0 : 1,
+      text,
+      signal,
+      (r) => {
+        const self = r.members.find((m) => m.hash === me.hash);
+        const other = r.members.find((m) => m.hash !== me.hash);
+        if (!self || !other) return undefined;
+        if (r.paused === 'loop') return 'loop' as const;
+        if (r.paused === 'standby') r.paused = null;
+        self.lastSignal = sig;
+        self.lastSeen = this.backend.clock.now();
+        const bothStandby = sig === 'STANDBY' && other.lastSignal === 'STANDBY';
+        if (bothStandby) r.paused = 'standby';
+        return { to: other, bothStandby };
+      },
+      (t) => {
+        if (!t || t === 'loop') return undefined;
+        held = this.waiters.get(t.to.hash);
+        const item = { event: message, bytes, from: me.hash, toAgent: t.to.agentId, expiresAt: this.expiry() };
+        return { owner: t.to.hash, item, receiptTtlMs: this.receiptTtl(), lease: held !== undefined };
+      },
+    );
     if (alarm) throw await this.raiseAlarm(room.id, alarm);
     if (turn === 'loop') throw refuse('loop_paused');
     if (!turn) throw refuse('partner_not_connected', undefined, 5);
-
-    const message = event({ kind: 'message', from: me.agentId, signal: sig, text });
-    // The message and its receipt in one step; the idempotency key alongside (one round trip on a networked backend).
-    await Promise.all([
-      this.deliver(turn.to.hash, { event: message, bytes, from: me.hash, toAgent: turn.to.agentId, expiresAt: this.expiry() }, this.receiptTtl()),
-      opts.idempotencyKey && receipts.remember(me.hash, opts.idempotencyKey, message.id, this.receiptTtl()),
-    ]);
+    this.queued(turn.to.hash, held, head);
+    if (opts.idempotencyKey) await receipts.remember(me.hash, opts.idempotencyKey, message.id, this.receiptTtl());
     this.metrics.messages.inc();
     this.metrics.messageBytes.inc(Buffer.byteLength(raw));
     const both = [me.hash, turn.to.hash];
@@ -473,7 +483,11 @@ export class Engine implements RoomService {
    */
   private async deliver(owner: string, item: InboxItem, receiptTtlMs?: number): Promise<void> {
     const w = this.waiters.get(owner);
-    const head = await this.backend.inboxes.push(owner, item, receiptTtlMs, w !== undefined);
+    this.queued(owner, w, await this.backend.inboxes.push(owner, item, receiptTtlMs, w !== undefined));
+  }
+
+  /** After a push for `owner` (leased for `w`, the wait held here when it was made, if any): who hears of it. */
+  private queued(owner: string, w: Waiter | undefined, head: InboxItem | undefined): void {
     if (!w) return this.backend.bus.wake(owner);
     if (head && !w.done) this.release(owner, w, this.leaseOf(owner, head, w.acking));
     else this.wake(owner); // that wait ended meanwhile: the leased head goes to whichever wait comes next

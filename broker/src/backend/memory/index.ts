@@ -230,9 +230,12 @@ export async function memoryBackend(opts: { secret?: string } = {}): Promise<Sta
     },
     detectors: {
       observe,
-      observeTurn(roomId, side, text, signal, turn) {
+      observeTurn(roomId, side, text, signal, turn, deliver) {
         const alarm = observe(roomId, side, text, signal);
-        return alarm ? { alarm } : { alarm, turn: updateRoom(roomId, turn) };
+        if (alarm) return { alarm };
+        const taken = updateRoom(roomId, turn);
+        const d = taken === undefined ? undefined : deliver?.(taken);
+        return { alarm, turn: taken, head: d && (inboxes.push(d.owner, d.item, d.receiptTtlMs, d.lease) as InboxItem | undefined) };
       },
       reset: (roomId) => detectors.get(roomId)?.reset(),
       delete: (roomId) => void detectors.delete(roomId),

@@ -9,12 +9,18 @@ import type { Redis } from 'ioredis';
 import { createLoopDetector, type LoopDetector, type LoopDetectorSnapshot } from '../../loop-detector.js';
 import { CappedMap } from '../capped-map.js';
 import type { Signal } from '../../engine/events.js';
-import type { DetectorStore, RoomState } from '../ports.js';
+import type { DetectorStore, InboxItem, RoomState } from '../ports.js';
 
 type WithApply = Redis & {
   detectorApply(version: string, young: string, old: string, state: string, expected: number, stateJson: string, ttlMs: number, ...journal: number[]): Promise<number>;
-  detectorTurn(version: string, young: string, old: string, state: string, room: string, expected: number, stateJson: string, ttlMs: number, roomRead: string, roomNext: string, roomTtlMs: number, ...journal: number[]): Promise<number>;
+  /** KEYS: the detector's four, the room   ARGV: version, state JSON, ttlMs, room read, room new, room ttlMs, journal… */
+  detectorTurn(...keysAndArgs: (string | number)[]): Promise<number>;
+  /** As detectorTurn, with PUSH_FN's keys after the room's and its arguments before the journal. */
+  detectorTurnPush(...keysAndArgs: (string | number)[]): Promise<[number, (string | null)?]>;
 };
+
+/** A push's keys and arguments, in the order the scripts' PUSH_FN takes them. */
+export type PushCall = (owner: string, item: InboxItem, receiptTtlMs?: number, lease?: boolean) => { keys: string[]; args: (string | number)[] };
 
 /** The rooms' compare-and-set copies (see rooms.update in index.ts), which a send's turn swaps. */
 export interface RoomCopies {
@@ -37,7 +43,7 @@ interface Copy {
 /** Copies kept per broker; the oldest is dropped first (it is reloaded if its room speaks again). */
 const COPIES_MAX = 10_000;
 
-export function redisDetectors(r: Redis, prefix: string, ttlMs: number, rooms: RoomCopies): DetectorStore {
+export function redisDetectors(r: Redis, prefix: string, ttlMs: number, rooms: RoomCopies, pushes: { call: PushCall; parse(item: string): InboxItem }): DetectorStore {
   const keys = (roomId: number) => {
     const base = `${prefix}det:{${roomId}}:`; // one hash slot per room, for Redis Cluster
     return [`${base}v`, `${base}y`, `${base}o`, `${base}s`] as const;
@@ -86,10 +92,11 @@ export function redisDetectors(r: Redis, prefix: string, ttlMs: number, rooms: R
 
   /**
    * Judges on the local copy; an alarm is stored alone (the engine then pauses the room), else
-   * the detector's change and the room's turn go to Redis as one script: one round trip, and
-   * either both land or neither (then both are read again and the message judged again).
+   * the detector's change, the room's turn and the message the turn sends go to Redis as one
+   * script: one round trip, and all land or none (then the room is read again, and if the
+   * detector changed too, the message is judged again).
    */
-  const observeTurn = async <R>(roomId: number, side: 0 | 1, text: string, signal: Signal | null, turn: (room: RoomState) => R) => {
+  const observeTurn: DetectorStore['observeTurn'] = async (roomId, side, text, signal, turn, deliver) => {
     for (let attempt = 0; attempt < 100; attempt++) {
       const copy = copies.get(roomId) ?? (await load(roomId));
       copy.journal.length = 0;
@@ -99,7 +106,8 @@ export function redisDetectors(r: Redis, prefix: string, ttlMs: number, rooms: R
         continue;
       }
       // Taken now: another send of this room may reuse the copy's journal while this one waits.
-      const detector = [...keys(roomId), rooms.key(roomId), copy.version, JSON.stringify(copy.detector.state()), ttlMs] as const;
+      const detectorKeys = [...keys(roomId), rooms.key(roomId)];
+      const detector = [copy.version, JSON.stringify(copy.detector.state()), ttlMs];
       const journal = [...copy.journal];
       // Only the room changed (a presence write, say): the judgement still holds, so only the turn is
       // taken again on the room read afresh, and the detector is not reloaded and judged again.
@@ -113,12 +121,17 @@ export function redisDetectors(r: Redis, prefix: string, ttlMs: number, rooms: R
         const room = JSON.parse(raw) as RoomState;
         const result = turn(room);
         const next = JSON.stringify(room);
-        const version = await (r as WithApply).detectorTurn(...detector, raw, next, rooms.ttlMs, ...journal);
+        // The message this turn sends, if any, is queued by the same script: a round trip less.
+        const d = deliver?.(result);
+        const push = d && pushes.call(d.owner, d.item, d.receiptTtlMs, d.lease);
+        const [version, head] = push
+          ? await (r as WithApply).detectorTurnPush(...detectorKeys, ...push.keys, ...detector, raw, next, rooms.ttlMs, ...push.args, ...journal)
+          : [await (r as WithApply).detectorTurn(...detectorKeys, ...detector, raw, next, rooms.ttlMs, ...journal)];
         if (version >= 0) {
           copy.version = version;
           remember(roomId, copy);
           rooms.saw(roomId, next);
-          return { alarm: null, turn: result };
+          return { alarm: null, turn: result, head: head ? pushes.parse(head) : undefined };
         }
         if (version === -2) rooms.forget(roomId);
         if (version === -1 || fresh) break;

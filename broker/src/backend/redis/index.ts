@@ -15,9 +15,9 @@
 import { Redis } from 'ioredis';
 import { keyedHasher, type CodeKind, type Fate, type InboxItem, type InboxStore, type RoomState, type StateBackend, type TokenRow } from '../ports.js';
 import { CappedMap } from '../capped-map.js';
-import { redisDetectors } from './detectors.js';
+import { redisDetectors, type PushCall } from './detectors.js';
 import { sealer } from './sealed.js';
-import { DETECTOR_APPLY, DETECTOR_TURN, FOR_SEND, INBOX_SCRIPTS, LEASE_OR_ROOM, QUOTA_SCRIPTS, ROOM_CAS, TOKEN_AND_ROOM } from './scripts.js';
+import { DETECTOR_APPLY, DETECTOR_TURN, DETECTOR_TURN_PUSH, FOR_SEND, INBOX_SCRIPTS, LEASE_OR_ROOM, PUSH_KEYS, QUOTA_SCRIPTS, ROOM_CAS, TOKEN_AND_ROOM } from './scripts.js';
 
 const P = 'parley:';
 /** Key prefixes the scripts append a room id, token hash or event id to (see `k`). */
@@ -69,7 +69,8 @@ type Scripted = Redis & {
   tokenAndRoom(token: string, roomPrefix: string): Promise<[string[], string | null] | null>;
   leaseOrRoom(list: string, inflight: string, token: string, bytesKey: string, totalKey: string, expiryKey: string, ttlMs: number, roomPrefix: string, owner: string, ack: string, fatePrefix: string, fateTtlMs: number | ''): Promise<[string | null, string[]?, (string | null)?]>;
   forSend(token: string, bytesKey: string, totalKey: string, roomPrefix: string, inboxPrefix: string, inflightPrefix: string, me: string): Promise<[string[] | null, string | null, string | null, number, number, number]>;
-  inboxPush(list: string, bytesKey: string, totalKey: string, expiryKey: string, fateKey: string, inflight: string, owner: string, item: string, bytes: number, score: number, member: string, ttlMs: number, fate: string, fateTtlMs: number | '', leaseTtlMs: number | ''): Promise<string | null>;
+  /** PUSH_FN's keys and arguments, as pushCall gives them. */
+  inboxPush(...keysAndArgs: (string | number)[]): Promise<string | null>;
   inboxLease(list: string, inflight: string, ttlMs: number): Promise<string | null>;
   inboxSize(list: string, inflight: string, bytesKey: string, totalKey: string, owner: string): Promise<[number, number, number]>;
   inboxAck(inflight: string, bytesKey: string, totalKey: string, expiryKey: string, fateKey: string, owner: string, id: string, fate: string, fateTtlMs: number | ''): Promise<number>;
@@ -98,6 +99,7 @@ export async function redisBackend(opts: RedisBackendOptions): Promise<StateBack
   r.defineCommand('forSend', { numberOfKeys: 3, lua: FOR_SEND });
   r.defineCommand('detectorApply', { numberOfKeys: 4, lua: DETECTOR_APPLY });
   r.defineCommand('detectorTurn', { numberOfKeys: 5, lua: DETECTOR_TURN });
+  r.defineCommand('detectorTurnPush', { numberOfKeys: 5 + PUSH_KEYS, lua: DETECTOR_TURN_PUSH });
   for (const [name, s] of Object.entries({ ...INBOX_SCRIPTS, ...QUOTA_SCRIPTS })) r.defineCommand(name, s);
   await r.connect();
   const sub = r.duplicate();
@@ -130,11 +132,20 @@ export async function redisBackend(opts: RedisBackendOptions): Promise<StateBack
     }
   }, opts.sweepMs ?? 500).unref();
 
+  /** A push's keys and arguments in PUSH_FN's order: alone (inboxes.push), or inside a send's turn (detectors). */
+  const pushCall: PushCall = (owner, item, receiptTtlMs, lease) => {
+    const ttl = Math.max(1, item.expiresAt - now()) + SAFETY_MS;
+    const receipt = receiptTtlMs !== undefined && item.from ? receiptTtlMs : '';
+    return {
+      keys: [k.inbox(owner), k.inboxBytes, k.totalBytes, k.inboxExpiry, k.fate(item.event.id), k.inflight(owner)],
+      args: [owner, JSON.stringify(item), item.bytes, item.expiresAt, `${owner}|${item.event.id}`, ttl, fateValue(item.from ?? '', 'queued'), receipt, lease ? SAFETY_MS : ''],
+    };
+  };
+
   const inboxes: InboxStore = {
     async push(owner, item, receiptTtlMs, lease) {
-      const ttl = Math.max(1, item.expiresAt - now()) + SAFETY_MS;
-      const receipt = receiptTtlMs !== undefined && item.from ? receiptTtlMs : '';
-      const head = await r.inboxPush(k.inbox(owner), k.inboxBytes, k.totalBytes, k.inboxExpiry, k.fate(item.event.id), k.inflight(owner), owner, JSON.stringify(item), item.bytes, item.expiresAt, `${owner}|${item.event.id}`, ttl, fateValue(item.from ?? '', 'queued'), receipt, lease ? SAFETY_MS : '');
+      const { keys, args } = pushCall(owner, item, receiptTtlMs, lease);
+      const head = await r.inboxPush(...keys, ...args);
       return head ? parseItem(head) : undefined;
     },
     async lease(owner) {
@@ -298,7 +309,7 @@ export async function redisBackend(opts: RedisBackendOptions): Promise<StateBack
       read: (id) => r.get(k.room(id)),
       saw,
       forget: (id) => void seen.delete(id),
-    }),
+    }, { call: pushCall, parse: parseItem }),
     // Keyed by the hash of the session id (itself a credential), the value sealed.
     sessions: {
       async get(key, ttlMs) {

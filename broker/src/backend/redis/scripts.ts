@@ -106,18 +106,31 @@ redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1
 `;
 
+/**
+ * Queues an item: fateTtl, when not '', records the message's receipt; leaseTtl, when not '',
+ * then leases the head as LEASE does and returns it (a wait for the owner is held here).
+ */
+const PUSH_FN = `${LEASE_FN}
+local function push(list, bytesKey, totalKey, expiryKey, fateKey, inflight, owner, item, bytes, score, member, ttl, fate, fateTtl, leaseTtl)
+  redis.call('RPUSH', list, item)
+  redis.call('PEXPIRE', list, ttl)
+  redis.call('HINCRBY', bytesKey, owner, bytes)
+  redis.call('INCRBY', totalKey, bytes)
+  redis.call('ZADD', expiryKey, score, member)
+  if fateTtl ~= '' then redis.call('SET', fateKey, fate, 'PX', fateTtl) end
+  if leaseTtl == '' then return false end
+  return lease(list, inflight, leaseTtl)
+end
+`;
+
+/** The KEYS and ARGV of a push, in the order PUSH_FN takes them: 6 keys, 9 arguments. */
+export const PUSH_KEYS = 6;
+export const PUSH_ARGS = 9;
+
 // KEYS: list, bytesKey, totalKey, expiryKey, fateKey, inflight   ARGV: owner, item, bytes, score,
-// member, ttlMs, fate, fateTtlMs (the message's receipt, when ARGV[8] is not ''), leaseTtlMs (when
-// not '', the head is then leased as LEASE does and returned: a wait for the owner is held here)
-const PUSH = `${LEASE_FN}
-redis.call('RPUSH', KEYS[1], ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[6])
-redis.call('HINCRBY', KEYS[2], ARGV[1], ARGV[3])
-redis.call('INCRBY', KEYS[3], ARGV[3])
-redis.call('ZADD', KEYS[4], ARGV[4], ARGV[5])
-if ARGV[8] ~= '' then redis.call('SET', KEYS[5], ARGV[7], 'PX', ARGV[8]) end
-if ARGV[9] == '' then return false end
-return lease(KEYS[1], KEYS[6], ARGV[9])
+// member, ttlMs, fate, fateTtlMs, leaseTtlMs (see PUSH_FN)
+const PUSH = `${PUSH_FN}
+return push(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9])
 `;
 
 // KEYS: list, inflight, bytesKey, totalKey   ARGV: owner. The owner's count (the in-flight item
@@ -272,9 +285,25 @@ return detectorApply(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[
  * room JSON read, room JSON new, room ttlMs, journal…  Returns the detector's new version, -1 when
  * the detector, -2 when the room changed first.
  */
-export const DETECTOR_TURN = `${DETECTOR_FN}
-if redis.call('GET', KEYS[5]) ~= ARGV[4] then return -2 end
-local v = detectorApply(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], 7)
-if v >= 0 and ARGV[5] ~= ARGV[4] then redis.call('SET', KEYS[5], ARGV[5], 'PX', ARGV[6]) end
-return v
+const TURN_FN = `${DETECTOR_FN}
+local function turn(from)
+  if redis.call('GET', KEYS[5]) ~= ARGV[4] then return -2 end
+  local v = detectorApply(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], from)
+  if v >= 0 and ARGV[5] ~= ARGV[4] then redis.call('SET', KEYS[5], ARGV[5], 'PX', ARGV[6]) end
+  return v
+end
+`;
+export const DETECTOR_TURN = `${TURN_FN}
+return turn(7)
+`;
+
+/**
+ * The same, and the message the turn sends queued in the same step (a round trip less per
+ * message). KEYS: as DETECTOR_TURN, then PUSH's six   ARGV: as DETECTOR_TURN up to the room's
+ * TTL, then PUSH's nine, then the journal.  Returns {version or -1 or -2, the leased head or nil}.
+ */
+export const DETECTOR_TURN_PUSH = `${TURN_FN}${PUSH_FN}
+local v = turn(16)
+if v < 0 then return {v} end
+return {v, push(KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15])}
 `;
