@@ -8,7 +8,6 @@
 import type { Redis } from 'ioredis';
 import { createLoopDetector, type LoopDetector, type LoopDetectorSnapshot } from '../../loop-detector.js';
 import { CappedMap } from '../capped-map.js';
-import type { Signal } from '../../engine/events.js';
 import type { DetectorStore, InboxItem, RoomState } from '../ports.js';
 
 type WithApply = Redis & {

@@ -123,9 +123,8 @@ local function push(list, bytesKey, totalKey, expiryKey, fateKey, inflight, owne
 end
 `;
 
-/** The KEYS and ARGV of a push, in the order PUSH_FN takes them: 6 keys, 9 arguments. */
+/** The keys a push takes (PUSH_FN's first six parameters; the other nine are arguments). */
 export const PUSH_KEYS = 6;
-export const PUSH_ARGS = 9;
 
 // KEYS: list, bytesKey, totalKey, expiryKey, fateKey, inflight   ARGV: owner, item, bytes, score,
 // member, ttlMs, fate, fateTtlMs, leaseTtlMs (see PUSH_FN)
