@@ -6,7 +6,8 @@
  * ratios are taken under the same conditions on a small, shared machine.
  *
  * Measures: relay latency p50/p99 (one room), msgs/s for 32 rooms ping-ponging, the same with
- * 5,000 idle rooms each holding two long-polls (10,000 sockets), and RSS per idle room.
+ * 5,000 idle rooms each holding two long-polls (10,000 sockets, held by a third process), and RSS
+ * per idle room.
  * Where Debian's redis-server is installed, a third target runs Parley on the Redis backend
  * (its own redis-server, no persistence) through the same phases: throughput against the memory
  * backend, and memory per idle room counted in the broker and in Redis. Then the MCP door
@@ -111,6 +112,10 @@ interface Target {
   twin?: Target;
   server: Worker;
   client: Worker;
+  /** The load client's command line (URL and flags), for the idle rooms' own process. */
+  clientArgs: string[];
+  /** A process of its own holding the idle rooms' polls (see idleAgents). */
+  idler?: Worker;
   latencyMs: number[];
   base: Run[];
   idle: Run[];
@@ -157,9 +162,21 @@ async function startTarget(name: string, kind: Kind, redisUrl?: string, acking =
   // --expose-gc so memory is read after a full collection; own process so RSS and fds are its own.
   const server = new Worker(`${name} server`, node('bench-server.ts', redisUrl ? [kind, redisUrl] : [kind], ['--expose-gc']));
   const { port } = await server.hello;
-  const client = new Worker(`${name} client`, node('load-client.ts', [`http://127.0.0.1:${port}`, ...(acking ? ['ack'] : [])]));
+  const clientArgs = [`http://127.0.0.1:${port}`, ...(acking ? ['ack'] : [])];
+  const client = new Worker(`${name} client`, node('load-client.ts', clientArgs));
   await client.hello;
-  return { name, kind, acking, server, client, latencyMs: [], base: [], idle: [] };
+  return { name, kind, acking, server, client, clientArgs, latencyMs: [], base: [], idle: [] };
+}
+
+/**
+ * The idle rooms' agents: a process of their own, as they would be on other machines. Held by the
+ * load client itself, 10,000 pending requests slowed the client and with it the runs (the null
+ * relay, limited by its client, lost 6 % to them); their sockets still load this machine's kernel.
+ */
+async function idleAgents(t: Target): Promise<Worker> {
+  const idler = new Worker(`${t.name} idle agents`, node('load-client.ts', t.clientArgs));
+  await idler.hello;
+  return idler;
 }
 
 async function throughputRun(t: Target, profileAs?: string, cmd: 'throughput' | 'mcpThroughput' | 'mcpFloorThroughput' = 'throughput'): Promise<Run> {
@@ -294,7 +311,8 @@ async function main(): Promise<void> {
       for (const t of group) {
         t.rssBefore = await t.server.call<ServerStats>('stats');
         if (t === onRedis) t.redisBefore = await redis!.used();
-        const { held } = await t.client.call<{ held: number }>('idleOpen', { rooms: IDLE_ROOMS, holdS: IDLE_HOLD_S, batch: 500 });
+        t.idler = await idleAgents(t);
+        const { held } = await t.idler.call<{ held: number }>('idleOpen', { rooms: IDLE_ROOMS, holdS: IDLE_HOLD_S, batch: 500 });
         await waitForConnections(t, held);
         await sleep(1_000); // let the last requests be parsed and parked
         t.rssIdle = await t.server.call<ServerStats>('stats');
@@ -308,17 +326,19 @@ async function main(): Promise<void> {
         await tw.server.call('exit').catch(() => undefined);
       }
       for (const t of group) {
-        const { answeredEarly } = await t.client.call<{ answeredEarly: number }>('idleStatus');
+        const { answeredEarly } = await t.idler!.call<{ answeredEarly: number }>('idleStatus');
         const { connections } = await t.server.call<ServerStats>('stats');
         if (answeredEarly > 0 || connections < 2 * IDLE_ROOMS)
           log(`  WARNING ${t.name}: ${answeredEarly} idle polls answered early, ${connections} connections still open`);
-        await t.client.call('idleClose');
+        await t.idler!.call('idleClose');
+        t.idler!.proc.kill();
       }
       await sleep(2_000); // the closed sockets drain before the next group opens its own
     }
   } finally {
     for (const t of targets) {
       t.client.proc.kill();
+      t.idler?.proc.kill();
       await t.server.call('exit').catch(() => undefined);
     }
     redis?.stop();
@@ -377,7 +397,7 @@ async function main(): Promise<void> {
     `Both relays run tsc's output, as \`npm start\` does. Each relay runs in its own process with its own load-generating client process (node:http, keep-alive agent), and the same client code drives both. ` +
     `Latency is one room, from the start of \`/send\` to the end of the partner's already-held \`/wait\` response (${LATENCY_SAMPLES} samples after warm-up). ` +
     `Throughput is ${ROOMS} rooms whose two sides ping-pong continuously for ${RUN_MS / 1000} s; each message is one \`/send\` and one \`/wait\` answer; runs of the two relays are interleaved and the best of ${REPS} is kept, so the ratios come from the same conditions (server CPU per message: the server process's user + system CPU time over a run divided by the messages relayed, lowest of the runs). ` +
-    `The idle figures add ${fmt(IDLE_ROOMS, 0)} paired rooms whose both sides hold a \`/wait\` (${fmt(2 * IDLE_ROOMS, 0)} open sockets), then repeat the throughput runs, interleaved with the runs of a twin: the same relay in a fresh process without idle rooms, warmed up for ${TWIN_WARM_MS / 1000} s; each of ${IDLE_REPS} runs is paired with a twin's run made next to it, and the throughput lost is the median over the pairs, since this shared machine's speed drifts between the first runs and the idle ones and even from one run to the next (the best run against the twin's best, and the loss against the first runs, are shown too). RSS per idle room is the server process's RSS after a forced GC with the idle rooms open, minus its RSS just before opening them, divided by ${fmt(IDLE_ROOMS, 0)}. ` +
+    `The idle figures add ${fmt(IDLE_ROOMS, 0)} paired rooms whose both sides hold a \`/wait\` (${fmt(2 * IDLE_ROOMS, 0)} open sockets, held by a process of their own, as agents on other machines would hold them, not by the load client), then repeat the throughput runs, interleaved with the runs of a twin: the same relay in a fresh process without idle rooms, warmed up for ${TWIN_WARM_MS / 1000} s; each of ${IDLE_REPS} runs is paired with a twin's run made next to it, and the throughput lost is the median over the pairs, since this shared machine's speed drifts between the first runs and the idle ones and even from one run to the next (the best run against the twin's best, and the loss against the first runs, are shown too). RSS per idle room is the server process's RSS after a forced GC with the idle rooms open, minus its RSS just before opening them, divided by ${fmt(IDLE_ROOMS, 0)}. ` +
     `${clientNote} Absolute numbers depend on the machine; the ratios are the point.`;
 
   let redisTable = '';
