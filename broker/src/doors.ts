@@ -51,13 +51,25 @@ export function doorContext(rooms: RoomService, config: Config, metrics: Metrics
   };
 }
 
+/** A body still on its way (a request without one may be answered before node:http marks it complete). */
+const unreadBody = (req: IncomingMessage) => !req.complete && (req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0);
+
 /**
  * One request handler for node:http: the first door that claims the path serves it (the last door
- * is the fallback). While the broker drains, every answer closes its connection.
+ * is the fallback). Two rules hold for every door's answers, applied as their head is written:
+ * while the broker drains, each closes its connection (so the process can exit promptly, even for
+ * a wait answered after the drain began); and a body left unread (a refusal before it was needed)
+ * is not drained to keep the connection alive, so a refused upload is not received: the
+ * connection is closed.
  */
 export function dispatch(doors: Door[], draining: () => boolean = () => false): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
-    if (draining()) res.setHeader('connection', 'close');
+    const writeHead = res.writeHead;
+    // node:http's implicit head (res.end() without writeHead) goes through this too.
+    res.writeHead = function (this: ServerResponse, ...args: unknown[]) {
+      if (draining() || unreadBody(req)) this.setHeader('connection', 'close');
+      return (writeHead as (...a: unknown[]) => ServerResponse).apply(this, args);
+    } as ServerResponse['writeHead'];
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q < 0 ? url : url.slice(0, q);

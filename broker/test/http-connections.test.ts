@@ -1,6 +1,7 @@
 /**
  * The HTTP broker's connections: a per-address cap (direct clients by TCP connection, clients
- * behind a trusted proxy by request in progress), and a bad token refused before its body is read.
+ * behind a trusted proxy by request in progress), and a bad token refused before its body is read
+ * (on every door that takes one with a body).
  */
 import { connect, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
@@ -107,10 +108,10 @@ describe('HTTP connections', () => {
     await closed(s);
   });
 
-  it('a bad token on /room-rule/headless is refused 401 before its body is read', async () => {
+  it.each(['/room-rule/headless', '/a2a/publish', '/a2a/dial'])('a bad token on %s is refused 401 before its body is read', async (path) => {
     const b = await broker(LIMITS_ON);
     const s = await open(b.port);
-    const head = `POST /room-rule/headless HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer tok_${'0'.repeat(32)}\r\ncontent-type: application/json\r\ncontent-length: 8000\r\n\r\n{"headless":`;
+    const head = `POST ${path} HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer tok_${'0'.repeat(32)}\r\ncontent-type: application/json\r\ncontent-length: 8000\r\n\r\n{"headless":`;
     const reply = await exchange(s, head);
     expect(reply.status).toBe(401);
     expect(JSON.parse(reply.body).code).toBe('unauthorized');

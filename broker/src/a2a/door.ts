@@ -67,6 +67,7 @@ export function a2aDoor(ctx: DoorContext): Door & { publications: Publications }
   const publish = async (req: IncomingMessage, res: ServerResponse, base: string) => {
     const token = bearer(req.headers.authorization);
     await limits.check('control', () => (token ? rooms.rateKey(token) : ctx.bucket(req)));
+    await rooms.status(token); // a bad token is refused before its body is read
     const b = await jsonBody(req);
     const info = cardInfo(b);
     if (typeof b.listenerCode !== 'string') throw refuse('bad_body', 'listenerCode must be the listener code of your room');
@@ -96,12 +97,6 @@ export function a2aDoor(ctx: DoorContext): Door & { publications: Publications }
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = (req.url ?? '/').split('?')[0];
-    // A blocking send may be answered after a drain began: its connection then closes, so the process can exit.
-    const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => ServerResponse;
-    res.writeHead = ((...args: unknown[]) => {
-      if (rooms.draining) res.setHeader('connection', 'close');
-      return writeHead(...args);
-    }) as typeof res.writeHead;
     let route = '/a2a';
     try {
       if (req.headers.authorization) await limits.checkAuth(ctx.bucket(req));
@@ -116,6 +111,7 @@ export function a2aDoor(ctx: DoorContext): Door & { publications: Publications }
         if (req.method !== 'POST') throw refuse('method_not_allowed');
         const token = bearer(req.headers.authorization);
         await limits.check('control', () => (token ? rooms.rateKey(token) : ctx.bucket(req)));
+        await rooms.status(token); // a bad token is refused before its body is read
         return reply(res, route, 200, { ok: true, ...(await dialer.dial(token, await jsonBody(req), ctx.bucket(req))) });
       }
       const manage = MANAGE.exec(path);

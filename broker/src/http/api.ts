@@ -47,14 +47,6 @@ export function apiDoor(ctx: DoorContext): Door {
   };
 
   app.use(errorsAsJson(ctx));
-  // While draining, every response closes its connection so the process can exit promptly.
-  app.use(async (c, next) => {
-    try {
-      await next();
-    } finally {
-      if (rooms.draining) c.set('Connection', 'close');
-    }
-  });
 
   const send = sendHandler(ctx);
   const r = new Router();
@@ -203,8 +195,6 @@ function errorsAsJson(ctx: DoorContext) {
         c.type = 'application/json';
         c.body = jsonText(c.body);
       }
-      // A body left unread (a refusal before it was needed) is not drained to keep the connection: it is closed.
-      if (!c.req.complete) c.set('Connection', 'close');
       // Route patterns only: paths can hold codes, and tokens live in headers we never log.
       const route = (c as Context & { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
       metrics.response(route, c.status);

@@ -28,7 +28,7 @@ export function opsDoor(ctx: DoorContext, ready: () => Promise<boolean>): Door {
         type = metrics.registry.contentType;
         body = await metrics.registry.metrics();
       }
-      res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', ...(ctx.rooms.draining ? { connection: 'close' } : {}) });
+      res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
       res.end(req.method === 'HEAD' ? undefined : body);
       metrics.response(path, status);
     },

@@ -19,7 +19,7 @@ const JSON_TYPE = 'application/json; charset=utf-8';
 export function sendHandler(ctx: DoorContext): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
   const { rooms, limits, config, metrics, log } = ctx;
   const reply = (res: ServerResponse, status: number, type: string, body: string, headers?: Record<string, string>) => {
-    writeReply(res, status, type, body, { draining: rooms.draining, headers });
+    writeReply(res, status, type, body, headers);
     metrics.response('/send', status);
   };
 
@@ -42,8 +42,6 @@ export function sendHandler(ctx: DoorContext): (req: IncomingMessage, res: Serve
       const r = errorReply(e, log);
       if (r.body.code === 'unauthorized') await limits.authFailed(() => ctx.bucket(req)).catch(() => undefined);
       const headers: Record<string, string> = r.retryAfterS ? { 'retry-after': String(r.retryAfterS) } : {};
-      // A body left unread is not drained to keep the connection alive: the connection is closed.
-      if (!req.complete) headers.connection = 'close';
       if (!res.headersSent && !res.destroyed) reply(res, r.status, JSON_TYPE, jsonText(r.body), headers);
     }
     log.debug({ method: 'POST', route: '/send', status: res.statusCode, ms: Math.round(performance.now() - started) }, 'request');

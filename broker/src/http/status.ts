@@ -76,14 +76,13 @@ export function jsonText(body: unknown): string {
   return `${JSON.stringify(body)}\n`;
 }
 
-/** A whole response on plain node:http (the hot routes skip Koa); while draining it closes its connection. */
-export function writeReply(res: ServerResponse, status: number, type: string, body: string, opts: { draining: boolean; headers?: Record<string, string> }): void {
+/** A whole response on plain node:http (the hot routes skip Koa). */
+export function writeReply(res: ServerResponse, status: number, type: string, body: string, headers?: Record<string, string>): void {
   res.writeHead(status, {
     'content-type': type,
     'content-length': String(Buffer.byteLength(body)),
     'cache-control': 'no-store',
-    ...(opts.draining ? { connection: 'close' } : {}),
-    ...opts.headers,
+    ...headers,
   });
   res.end(body);
 }

@@ -42,7 +42,7 @@ export function longPoll(ctx: DoorContext, route: string, next: (token: string |
   const { rooms, config, metrics, log, limits } = ctx;
 
   const reply = (res: ServerResponse, status: number, type: string, body: string, headers: Record<string, string> = {}) => {
-    writeReply(res, status, type, body, { draining: rooms.draining, headers });
+    writeReply(res, status, type, body, headers);
     metrics.response(route, status);
     log.debug({ method: 'GET', route, status }, 'request');
   };
