@@ -4,7 +4,7 @@
  * client's address, rate limits, metrics, log, config) comes in one shared context, so a limit or
  * an address rule is written once.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { addressBucket, clientAddressResolver } from './client-address.js';
 import type { SessionStore } from './backend/ports.js';
@@ -55,21 +55,26 @@ export function doorContext(rooms: RoomService, config: Config, metrics: Metrics
 const unreadBody = (req: IncomingMessage) => !req.complete && (req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0);
 
 /**
- * One request handler for node:http: the first door that claims the path serves it (the last door
- * is the fallback). Two rules hold for every door's answers, applied as their head is written:
- * while the broker drains, each closes its connection (so the process can exit promptly, even for
- * a wait answered after the drain began); and a body left unread (a refusal before it was needed)
- * is not drained to keep the connection alive, so a refused upload is not received: the
- * connection is closed.
+ * The server's response class, for two rules that hold for every door's answers, applied as their
+ * head is written (node:http's implicit head, from res.end() alone, comes here too): while the
+ * broker drains, each closes its connection, so the process can exit promptly, even for a wait
+ * answered after the drain began; and a body left unread (a refusal before it was needed) is not
+ * drained to keep the connection alive, so a refused upload is not received: the connection is closed.
  */
-export function dispatch(doors: Door[], draining: () => boolean = () => false): (req: IncomingMessage, res: ServerResponse) => void {
+export function closingResponses(draining: () => boolean): typeof ServerResponse {
+  const writeHead = ServerResponse.prototype.writeHead as (...args: unknown[]) => ServerResponse;
+  class ClosingResponse extends ServerResponse {}
+  // Assigned rather than declared: writeHead's overloads cannot be restated in a subclass.
+  ClosingResponse.prototype.writeHead = function (this: ServerResponse, ...args: unknown[]) {
+    if (draining() || unreadBody(this.req)) this.setHeader('connection', 'close');
+    return writeHead.apply(this, args);
+  } as ServerResponse['writeHead'];
+  return ClosingResponse as typeof ServerResponse;
+}
+
+/** One request handler for node:http: the first door that claims the path serves it (the last door is the fallback). */
+export function dispatch(doors: Door[]): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
-    const writeHead = res.writeHead;
-    // node:http's implicit head (res.end() without writeHead) goes through this too.
-    res.writeHead = function (this: ServerResponse, ...args: unknown[]) {
-      if (draining() || unreadBody(req)) this.setHeader('connection', 'close');
-      return (writeHead as (...a: unknown[]) => ServerResponse).apply(this, args);
-    } as ServerResponse['writeHead'];
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q < 0 ? url : url.slice(0, q);

@@ -10,7 +10,7 @@ import { redisBackend } from './backend/redis/index.js';
 import type { Store } from './backend/memory/sql-store.js';
 import { loadConfig } from './config.js';
 import { consoleDoor } from './console/door.js';
-import { dispatch, doorContext, type Door } from './doors.js';
+import { closingResponses, dispatch, doorContext, type Door } from './doors.js';
 import { Engine } from './engine/engine.js';
 import { refusingWhenUnavailable } from './engine/unavailable.js';
 import { a2aDoor } from './a2a/door.js';
@@ -53,8 +53,8 @@ export async function startBroker(opts: { env?: Record<string, string | undefine
   const ctx = doorContext(rooms, config, metrics, log, backend.sessions, backend.rateLimitStore);
   // Order matters: the first door that claims a path serves it; the API door takes the rest.
   const doors: Door[] = [opsDoor(ctx, async () => backend.ready()), waitDoor(ctx), a2aDoor(ctx), mcpDoor(ctx), consoleDoor(ctx), apiDoor(ctx)];
-  const server = createServer();
-  server.on('request', capConnections(server, ctx, dispatch(doors, () => rooms.draining)));
+  const server = createServer({ ServerResponse: closingResponses(() => rooms.draining) });
+  server.on('request', capConnections(server, ctx, dispatch(doors)));
   // Node's own parser refusals (malformed request, headers too large) get the same JSON shape.
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     if (!socket.writable) return socket.destroy();
