@@ -113,6 +113,47 @@ describe('Redis backend', () => {
     await api.send(host, 'back after the restart [OVER]');
     expect((await api.wait(joiner, 2)).text).toContain('back after the restart');
   });
+
+  it("a broker that answers a send from its copy of the token and room still holds the inbox cap, and refuses the send once another broker took the token out of the room", async () => {
+    const viaA = client((await broker({ ...env, QUEUE_MAX_MESSAGES: '2' })).url);
+    const viaB = client((await broker(env)).url);
+    const { host, joiner } = await viaA.pair();
+    // The first send reads the token and room from Redis; the next ones go from A's copy.
+    for (const n of [1, 2]) expect((await viaA.send(host, `report ${n}: step ${n * 17} done [OVER]`)).status).toBe(200);
+    const full = await viaA.send(host, 'report 3: step 51 done [OVER]');
+    expect([full.status, full.json.code]).toEqual([429, 'inbox_full']);
+    for (const n of [1, 2]) expect(messageLines((await viaB.wait(joiner, 1)).text)).toEqual([`report ${n}: step ${n * 17} done`]);
+    // The host leaves through B; A's copy still says it is in the room.
+    expect((await viaB.leave(host)).status).toBe(200);
+    const late = await viaA.send(host, 'report 4: step 68 done [OVER]');
+    expect([late.status, late.json.code]).toEqual([400, 'not_in_room']);
+    // The joiner hears of the host's leaving, and of no other message.
+    const events: string[] = [];
+    for (;;) {
+      const w = await viaB.wait(joiner, 1);
+      const kind = w.headers.get('parley-event');
+      if (kind === 'timeout' || w.status !== 200) break;
+      events.push(kind === 'message' ? messageLines(w.text).join(' ') : kind!);
+    }
+    expect(events.length).toBeGreaterThan(0);
+    expect(events.join('\n')).not.toContain('report');
+  });
+
+  it('a send answered from a copy is refused when the token was ended elsewhere with its room unchanged (the send\'s script checks the token)', async () => {
+    const [{ Engine }, { loadConfig }, { createMetrics }] = await Promise.all([import('../src/engine/engine.js'), import('../src/config.js'), import('../src/metrics.js')]);
+    await withTwoBackends(async (a, b) => {
+      const e = new Engine(a, loadConfig(env), createMetrics(() => 0));
+      try {
+        const s = await e.setup('standard');
+        await e.registerAndJoin(s.code);
+        for (const n of [1, 2]) await e.send(s.token, `report ${n}: step ${n * 17} done [OVER]`);
+        await b.tokens.delete(b.hasher.hash(s.token)); // as an expiry sweep on another broker would
+        await expect(e.send(s.token, 'report 3: step 51 done [OVER]')).rejects.toMatchObject({ code: 'unauthorized' });
+      } finally {
+        e.close();
+      }
+    });
+  });
 });
 
 describe('loop detectors in Redis', () => {

@@ -84,9 +84,12 @@ export interface TokenStore {
   leaseOrRoom(hash: string, ack?: { id: string; receiptTtlMs: number }): Awaitable<{ head: InboxItem } | { head: undefined; found: Found | undefined }>;
   /**
    * What a send reads first, in one step: `withRoom`, and what the inbox of the room's other
-   * member holds (as InboxStore.size), when there is one.
+   * member holds (as InboxStore.size), when there is one. A networked backend may answer from
+   * what it read for this token's last send (`cached`, with the inbox size unknown): the send's
+   * own step then checks that the token is still in that room and the inbox caps (see
+   * Delivery.guard), so the read costs no round trip. `fresh` asks for a read from the store.
    */
-  forSend(hash: string): Awaitable<{ found: Found | undefined; partner?: { hash: string; queued: QueueSize } }>;
+  forSend(hash: string, fresh?: boolean): Awaitable<SendRead>;
   touch(hash: string, expiresAt: number): Awaitable<void>;
   setRoom(hash: string, roomId: number | null): Awaitable<void>;
   /** Deletes the token; its bucket (if it was counted) gets its place back. */
@@ -215,6 +218,7 @@ export interface DetectorStore {
    * `turn` (as RoomStore.update does) together with the detector. `turn` is undefined when the
    * room is gone; with an alarm the room is left as it was. `deliver` names the message the turn
    * taken sends, if any: it is queued in the same step (as InboxStore.push, whose result is `head`).
+   * A delivery whose guard fails stores nothing (neither detector nor room) and answers `refused`.
    */
   observeTurn<R>(
     roomId: number,
@@ -223,9 +227,17 @@ export interface DetectorStore {
     signal: Signal | null,
     turn: (room: RoomState) => R,
     deliver?: (turn: R) => Delivery | undefined,
-  ): Awaitable<{ alarm: LoopAlarm | null; turn?: R; head?: InboxItem }>;
+  ): Awaitable<{ alarm: LoopAlarm | null; turn?: R; head?: InboxItem; refused?: GuardRefusal }>;
   reset(roomId: number): Awaitable<void>;
   delete(roomId: number): Awaitable<void>;
+}
+
+/** What a send reads first (TokenStore.forSend). */
+export interface SendRead {
+  found: Found | undefined;
+  partner?: { hash: string; queued?: QueueSize };
+  /** From this process's copy of the token's row and room, not read from the store. */
+  cached?: boolean;
 }
 
 /** A message to queue in the same step as the turn that sends it (see InboxStore.push). */
@@ -234,7 +246,15 @@ export interface Delivery {
   item: InboxItem;
   receiptTtlMs?: number;
   lease?: boolean;
+  /**
+   * For a send whose first read was cached: queue only if the sender's token is still in `roomId`
+   * and the owner's inbox stays within the caps (as the engine checks them on a fresh read).
+   */
+  guard?: { sender: string; roomId: number; maxMessages: number; maxBytes: number; maxTotalBytes: number };
 }
+
+/** Why a guarded delivery (Delivery.guard) was not made; nothing was stored. */
+export type GuardRefusal = 'stale' | 'inbox_full' | 'broker_full';
 
 export type Fate = 'queued' | 'delivered' | 'acknowledged' | 'expired' | 'dropped';
 

@@ -152,10 +152,20 @@ export class Engine implements RoomService {
   private async live(row: TokenRow | undefined): Promise<TokenRow> {
     const now = this.backend.clock.now();
     if (!row || row.expiresAt <= now) throw refuse('unauthorized');
-    // Sliding expiry, written at most once a minute (or per half TTL when shorter) to keep the hot path read-only.
-    const ttl = this.config.tokenTtlS * 1000;
-    if (now + ttl - row.expiresAt > Math.min(60_000, ttl / 2)) await this.backend.tokens.touch(row.hash, now + ttl);
+    if (this.dueForTouch(row, now)) await this.backend.tokens.touch(row.hash, now + this.config.tokenTtlS * 1000);
     return row;
+  }
+
+  /** Sliding expiry, written at most once a minute (or per half TTL when shorter) to keep the hot path read-only. */
+  private dueForTouch(row: TokenRow, now: number): boolean {
+    const ttl = this.config.tokenTtlS * 1000;
+    return now + ttl - row.expiresAt > Math.min(60_000, ttl / 2);
+  }
+
+  /** A cached row that needs neither a refusal nor a touch (either is decided on a fresh read). */
+  private current(row: TokenRow | undefined): boolean {
+    const now = this.backend.clock.now();
+    return row !== undefined && row.expiresAt > now && !this.dueForTouch(row, now);
   }
 
   private async auth(token: string | undefined, known?: string): Promise<TokenRow> {
@@ -287,16 +297,21 @@ export class Engine implements RoomService {
 
   // ── messages ────────────────────────────────────────────────────────────
 
-  async send(token: string | undefined, body: Deferred<string>, opts: { idempotencyKey?: string } = {}): Promise<{ id: string }> {
+  async send(token: string | undefined, body: Deferred<string>, opts: { idempotencyKey?: string; fresh?: boolean } = {}): Promise<{ id: string }> {
     this.refuseWhileDraining();
     const hash = this.participant(token);
-    // The token, its room and the partner's inbox size, in one step (one round trip on Redis).
-    const read = await this.backend.tokens.forSend(hash);
+    // The token, its room and the partner's inbox size, in one step (one round trip on Redis, or
+    // none when the backend answers from this token's last send: see TokenStore.forSend).
+    let read = await this.backend.tokens.forSend(hash, opts.fresh);
+    if (read.cached && !this.current(read.found?.row)) read = await this.backend.tokens.forSend(hash, true);
     const { room, me, partner } = await this.memberOf(token, hash, read);
     const raw = typeof body === 'string' ? body : await body();
+    // A refusal judged on a cached read is made again on a fresh one, so that it is exact.
+    const again = () => this.send(token, raw, { ...opts, fresh: true });
     const receipts = this.backend.receipts;
     const retried = opts.idempotencyKey && (await receipts.recall(me.hash, opts.idempotencyKey));
     if (retried) return { id: retried };
+    if (read.cached && (room.paused === 'loop' || !partner)) return again();
     if (room.paused === 'loop') throw refuse('loop_paused');
     if (!partner) throw refuse('partner_not_connected', undefined, 5);
     const parsed = parseSignal(raw);
@@ -305,17 +320,22 @@ export class Engine implements RoomService {
     const signal = parsed.signal;
     if (text.trim() === '') throw refuse('empty_message');
     const bytes = storedBytes(text);
+    const { queueMaxMessages: maxMessages, queueMaxBytes: maxBytes, queueMaxTotalBytes: maxTotalBytes } = this.config;
     const queued = read.partner?.hash === partner.hash ? read.partner.queued : await this.backend.inboxes.size(partner.hash);
-    if (queued.count >= this.config.queueMaxMessages || queued.bytes + bytes > this.config.queueMaxBytes) throw refuse('inbox_full', undefined, 5);
-    // Every inbox is capped, but many inboxes could still fill memory; concurrent sends may pass it by one message each.
-    if (queued.total + bytes > this.config.queueMaxTotalBytes) throw refuse('broker_full', undefined, BROKER_FULL_RETRY_S);
+    if (queued) {
+      if (queued.count >= maxMessages || queued.bytes + bytes > maxBytes) throw refuse('inbox_full', undefined, 5);
+      // Every inbox is capped, but many inboxes could still fill memory; concurrent sends may pass it by one message each.
+      if (queued.total + bytes > maxTotalBytes) throw refuse('broker_full', undefined, BROKER_FULL_RETRY_S);
+    }
+    // Not read (a cached read): the send's own step checks the caps, and that the token is still in the room.
+    const guard = queued ? undefined : { sender: me.hash, roomId: room.id, maxMessages, maxBytes, maxTotalBytes };
 
     const sig = signal ?? 'OVER';
     const message = event({ kind: 'message', from: me.agentId, signal: sig, text });
     let held: Waiter | undefined;
     // The detector, the turn and the message with its receipt in one step (one round trip on a
     // networked backend): an alarm leaves the room as it was, and queues nothing.
-    const { alarm, turn, head } = await this.backend.detectors.observeTurn(
+    const { alarm, turn, head, refused } = await this.backend.detectors.observeTurn(
       room.id,
       me.role === 'host' ? 0 : 1,
       text,
@@ -336,10 +356,13 @@ export class Engine implements RoomService {
         if (!t || t === 'loop') return undefined;
         held = this.waiters.get(t.to.hash);
         const item = { event: message, bytes, from: me.hash, toAgent: t.to.agentId, expiresAt: this.expiry() };
-        return { owner: t.to.hash, item, receiptTtlMs: this.receiptTtl(), lease: held !== undefined };
+        return { owner: t.to.hash, item, receiptTtlMs: this.receiptTtl(), lease: held !== undefined, guard };
       },
     );
     if (alarm) throw await this.raiseAlarm(room.id, alarm);
+    if (refused === 'inbox_full') throw refuse('inbox_full', undefined, 5);
+    if (refused === 'broker_full') throw refuse('broker_full', undefined, BROKER_FULL_RETRY_S);
+    if (read.cached && (refused === 'stale' || turn === 'loop' || !turn)) return again();
     if (turn === 'loop') throw refuse('loop_paused');
     if (!turn) throw refuse('partner_not_connected', undefined, 5);
     this.queued(turn.to.hash, held, head);

@@ -8,13 +8,13 @@
 import type { Redis } from 'ioredis';
 import { createLoopDetector, type LoopDetector, type LoopDetectorSnapshot } from '../../loop-detector.js';
 import { CappedMap } from '../capped-map.js';
-import type { DetectorStore, InboxItem, RoomState } from '../ports.js';
+import type { DetectorStore, GuardRefusal, InboxItem, RoomState } from '../ports.js';
 
 type WithApply = Redis & {
   detectorApply(version: string, young: string, old: string, state: string, expected: number, stateJson: string, ttlMs: number, ...journal: number[]): Promise<number>;
   /** KEYS: the detector's four, the room   ARGV: version, state JSON, ttlMs, room read, room new, room ttlMs, journal… */
   detectorTurn(...keysAndArgs: (string | number)[]): Promise<number>;
-  /** As detectorTurn, with PUSH_FN's keys after the room's and its arguments before the journal. */
+  /** As detectorTurn, with PUSH_FN's keys and the sender's token after the room's, and PUSH_FN's arguments and the guard before the journal. */
   detectorTurnPush(...keysAndArgs: (string | number)[]): Promise<[number, (string | null)?]>;
 };
 
@@ -39,10 +39,13 @@ interface Copy {
   journal: number[];
 }
 
+/** What DETECTOR_TURN_PUSH's guard answers when it stores nothing. */
+const GUARD_REFUSALS: Record<number, GuardRefusal> = { [-3]: 'stale', [-4]: 'inbox_full', [-5]: 'broker_full' };
+
 /** Copies kept per broker; the oldest is dropped first (it is reloaded if its room speaks again). */
 const COPIES_MAX = 10_000;
 
-export function redisDetectors(r: Redis, prefix: string, ttlMs: number, rooms: RoomCopies, pushes: { call: PushCall; parse(item: string): InboxItem }): DetectorStore {
+export function redisDetectors(r: Redis, prefix: string, ttlMs: number, rooms: RoomCopies, pushes: { call: PushCall; parse(item: string): InboxItem; tokenKey(hash: string): string }): DetectorStore {
   const keys = (roomId: number) => {
     const base = `${prefix}det:{${roomId}}:`; // one hash slot per room, for Redis Cluster
     return [`${base}v`, `${base}y`, `${base}o`, `${base}s`] as const;
@@ -123,9 +126,16 @@ export function redisDetectors(r: Redis, prefix: string, ttlMs: number, rooms: R
         // The message this turn sends, if any, is queued by the same script: a round trip less.
         const d = deliver?.(result);
         const push = d && pushes.call(d.owner, d.item, d.receiptTtlMs, d.lease);
+        const g = d?.guard;
+        const guard = g ? [g.roomId, g.maxMessages, g.maxBytes, g.maxTotalBytes] : ['', '', '', ''];
         const [version, head] = push
-          ? await (r as WithApply).detectorTurnPush(...detectorKeys, ...push.keys, ...detector, raw, next, rooms.ttlMs, ...push.args, ...journal)
+          ? await (r as WithApply).detectorTurnPush(...detectorKeys, ...push.keys, pushes.tokenKey(g?.sender ?? d.owner), ...detector, raw, next, rooms.ttlMs, ...push.args, ...guard, ...journal)
           : [await (r as WithApply).detectorTurn(...detectorKeys, ...detector, raw, next, rooms.ttlMs, ...journal)];
+        const refused = GUARD_REFUSALS[version];
+        if (refused) {
+          copies.delete(roomId); // judged, but nothing stored
+          return { alarm: null, refused };
+        }
         if (version >= 0) {
           copy.version = version;
           remember(roomId, copy);

@@ -60,6 +60,8 @@ function* pairs(flat: string[]): Iterable<[string, string]> {
 
 /** Rooms whose JSON a broker keeps to try its compare-and-set on (see rooms.update); the oldest go first. */
 const ROOMS_SEEN_MAX = 1_000;
+/** Token rows kept for sends (two per busy room). */
+const SEND_ROWS_MAX = 2 * ROOMS_SEEN_MAX;
 
 /** Safety TTL on every key: nothing outlives its longest legitimate life by more than this. */
 const SAFETY_MS = 24 * 3600_000;
@@ -101,7 +103,7 @@ export async function redisBackend(opts: RedisBackendOptions): Promise<StateBack
   r.defineCommand('forSend', { numberOfKeys: 3, lua: FOR_SEND });
   r.defineCommand('detectorApply', { numberOfKeys: 4, lua: DETECTOR_APPLY });
   r.defineCommand('detectorTurn', { numberOfKeys: 5, lua: DETECTOR_TURN });
-  r.defineCommand('detectorTurnPush', { numberOfKeys: 5 + PUSH_KEYS, lua: DETECTOR_TURN_PUSH });
+  r.defineCommand('detectorTurnPush', { numberOfKeys: 5 + PUSH_KEYS + 1, lua: DETECTOR_TURN_PUSH });
   for (const [name, s] of Object.entries({ ...INBOX_SCRIPTS, ...QUOTA_SCRIPTS })) r.defineCommand(name, s);
   await r.connect();
   const sub = r.duplicate();
@@ -186,6 +188,15 @@ export async function redisBackend(opts: RedisBackendOptions): Promise<StateBack
     seen.delete(id);
     seen.set(id, raw);
   };
+  /**
+   * Token rows as this broker read them for a send, by hash (see tokens.forSend): only hints, as
+   * another broker may end the token; each send's script checks it is still in its room.
+   */
+  const sendRows = new CappedMap<string, TokenRow>(SEND_ROWS_MAX);
+  const rememberRow = (row: TokenRow) => {
+    sendRows.delete(row.hash);
+    sendRows.set(row.hash, row);
+  };
   /** A token's row and room from a script's reply (HGETALL's flat list, the room's JSON or null). */
   const parseFound = (h: string, flat: string[], raw: string | null) => {
     const row = tokenRow(h, Object.fromEntries(pairs(flat)));
@@ -212,9 +223,20 @@ export async function redisBackend(opts: RedisBackendOptions): Promise<StateBack
         const found = await r.tokenAndRoom(k.token(h), prefix.room);
         return found ? parseFound(h, found[0], found[1]) : undefined;
       },
-      async forSend(h) {
-        const [row, room, partner, count, bytes, total] = await r.forSend(k.token(h), k.inboxBytes, k.totalBytes, prefix.room, prefix.inbox, prefix.inflight, h);
-        const found = row ? parseFound(h, row, room) : undefined;
+      async forSend(h, fresh) {
+        // The row this broker read for the token's last send, with the room as it last saw it: the
+        // send's own script then checks the token and the inbox caps (Delivery.guard).
+        const row = fresh ? undefined : sendRows.get(h);
+        const raw = row && seen.get(row.roomId!);
+        if (row && raw) {
+          const room = JSON.parse(raw) as RoomState;
+          const other = room.members.find((m) => m.hash !== h);
+          return { found: { row, room }, partner: other && { hash: other.hash }, cached: true };
+        }
+        const [flat, json, partner, count, bytes, total] = await r.forSend(k.token(h), k.inboxBytes, k.totalBytes, prefix.room, prefix.inbox, prefix.inflight, h);
+        const found = flat ? parseFound(h, flat, json) : undefined;
+        if (found?.room && partner) rememberRow(found.row);
+        else sendRows.delete(h);
         return { found, partner: partner ? { hash: partner, queued: { count, bytes, total } } : undefined };
       },
       async leaseOrRoom(h, ack) {
@@ -225,12 +247,16 @@ export async function redisBackend(opts: RedisBackendOptions): Promise<StateBack
       },
       async touch(h, at) {
         await r.multi().hset(k.token(h), 'e', at).pexpireat(k.token(h), at + SAFETY_MS).zadd(k.tokenExpiry, at, h).exec();
+        const row = sendRows.get(h);
+        if (row) row.expiresAt = at;
       },
       async setRoom(h, id) {
+        sendRows.delete(h);
         // Only an existing token: a revoked one must not come back as a half row.
         if (await r.exists(k.token(h))) await r.hset(k.token(h), 'r', id === null ? '' : String(id));
       },
       async delete(h) {
+        sendRows.delete(h);
         const bucket = await r.hget(k.token(h), 'b');
         const [[, deleted]] = (await r.multi().del(k.token(h)).zrem(k.tokenExpiry, h).exec()) as [unknown, number][];
         // Only the broker whose DEL removed it gives the place back (two may sweep one token).
@@ -311,7 +337,7 @@ export async function redisBackend(opts: RedisBackendOptions): Promise<StateBack
       read: (id) => r.get(k.room(id)),
       saw,
       forget: (id) => void seen.delete(id),
-    }, { call: pushCall, parse: parseItem }),
+    }, { call: pushCall, parse: parseItem, tokenKey: k.token }),
     // Keyed by the hash of the session id (itself a credential), the value sealed.
     sessions: {
       async get(key, ttlMs) {

@@ -298,11 +298,22 @@ return turn(7)
 
 /**
  * The same, and the message the turn sends queued in the same step (a round trip less per
- * message). KEYS: as DETECTOR_TURN, then PUSH's six   ARGV: as DETECTOR_TURN up to the room's
- * TTL, then PUSH's nine, then the journal.  Returns {version or -1 or -2, the leased head or nil}.
+ * message). KEYS: as DETECTOR_TURN, then PUSH's six, then the sender's token   ARGV: as
+ * DETECTOR_TURN up to the room's TTL, then PUSH's nine, then the guard (the sender's room id, or
+ * '' for none; the owner's most messages, most bytes, and the most bytes queued in all), then the
+ * journal. With a guard, nothing is done (-3) unless the token is still in that room, nor (-4, -5)
+ * if the message would take the owner's inbox or all inboxes past their caps.
+ * Returns {version or -1 to -5, the leased head or nil}.
  */
-export const DETECTOR_TURN_PUSH = `${TURN_FN}${PUSH_FN}
-local v = turn(16)
+export const DETECTOR_TURN_PUSH = `${TURN_FN}${PUSH_FN}${QUEUED_FN}
+if ARGV[16] ~= '' then
+  if redis.call('HGET', KEYS[12], 'r') ~= ARGV[16] then return {-3} end
+  local q = queued(KEYS[6], KEYS[11], KEYS[7], KEYS[8], ARGV[7])
+  local bytes = tonumber(ARGV[9])
+  if q[1] >= tonumber(ARGV[17]) or q[2] + bytes > tonumber(ARGV[18]) then return {-4} end
+  if q[3] + bytes > tonumber(ARGV[19]) then return {-5} end
+end
+local v = turn(20)
 if v < 0 then return {v} end
 return {v, push(KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15])}
 `;
