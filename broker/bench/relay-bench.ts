@@ -33,8 +33,6 @@ const LATENCY_SAMPLES = 3_000;
 const MCP_LATENCY_SAMPLES = 1_000;
 // Longer than the whole idle phase, so nothing answers the held polls before the bench is done.
 const IDLE_HOLD_S = 300;
-// A twin's warm-up: as long as its sibling's runs before the idle phase.
-const TWIN_WARM_MS = 15_000;
 const README_FILE = '/tmp/readme-bench.md';
 // BENCH_PROFILE_DIR=dir: also write there a CPU profile of each server during one extra throughput run per phase.
 const PROFILE_DIR = process.env.BENCH_PROFILE_DIR;
@@ -108,7 +106,10 @@ interface Target {
   name: string;
   kind: Kind;
   acking: boolean;
-  /** The same relay in a process of its own without idle rooms, run alongside the idle runs. */
+  /**
+   * The same relay in a process of its own that lives the target's life (every warm-up, latency and
+   * throughput run right after the target's, idle when it is idle) but never gets the idle rooms.
+   */
   twin?: Target;
   server: Worker;
   client: Worker;
@@ -205,9 +206,12 @@ async function profileRuns(targets: Target[], phase: 'base' | 'idle'): Promise<v
   if (PROFILE_DIR) for (const t of targets) await throughputRun(t, `${t.name.replace(/\W+/g, '-')}-${phase}`);
 }
 
+/** A target and its twin, which does all the target does, right after it. */
+const lives = (t: Target) => (t.twin ? [t, t.twin] : [t]);
+
 /** Interleaved reps: both relays see the same background load from the shared machine. */
 async function interleave(targets: Target[]): Promise<void> {
-  for (let i = 0; i < REPS; i++) for (const t of targets) await recordRun(t, 'base', i);
+  for (let i = 0; i < REPS; i++) for (const t of targets) for (const u of lives(t)) await recordRun(u, 'base', i);
   await profileRuns(targets, 'base');
 }
 
@@ -221,7 +225,7 @@ async function interleavePairs(group: Target[]): Promise<void> {
       const pair = !t.twin ? [t] : i % 2 === 0 ? [t, t.twin] : [t.twin, t];
       for (const u of pair) await recordRun(u, 'idle', i);
     }
-  await profileRuns(group.flatMap((g) => (g.twin ? [g, g.twin] : [g])), 'idle');
+  await profileRuns(group.flatMap(lives), 'idle');
 }
 
 async function waitForConnections(t: Target, atLeast: number): Promise<ServerStats> {
@@ -265,48 +269,55 @@ async function main(): Promise<void> {
   const onRedis = redis ? await startTarget('on Redis', 'parley-redis', redis.url) : undefined;
   if (!redis) log('(no redis-server installed: the Redis backend is not measured)');
   const targets = onRedis ? [nul, parley, acking, onRedis] : [nul, parley, acking];
+  // Twins from the start, so that a twin's process is as old as its target's and has done the same
+  // work: a process that has sat idle for minutes, or served other doors, runs slower for a while
+  // after (measured: 10 % with no idle room at all), which a fresh twin would charge to the idle rooms.
+  for (const t of [nul, parley, acking]) t.twin = await startTarget(`${t.name} twin`, t.kind, undefined, t.acking);
   const mcp = { latencyMs: [] as number[], mcp: [] as Run[], http: [] as Run[], floor: [] as Run[] };
   try {
     log('Warm-up…');
-    for (const t of targets) await t.client.call('throughput', { rooms: ROOMS, durationMs: 1_000 });
+    for (const t of targets) for (const u of lives(t)) await u.client.call('throughput', { rooms: ROOMS, durationMs: 1_000 });
 
     log('Latency, one room (send start → partner\'s held /wait answered)…');
-    for (const t of targets) {
-      const { samplesMs } = await t.client.call<{ samplesMs: number[] }>('latency', { warmup: 300, samples: LATENCY_SAMPLES, maxMs: 15_000 });
-      t.latencyMs = samplesMs.sort((a, b) => a - b);
-      log(`  ${t.name.padEnd(10)} p50 ${fmt(percentile(t.latencyMs, 0.5), 3)} ms, p99 ${fmt(percentile(t.latencyMs, 0.99), 3)} ms (${samplesMs.length} samples)`);
-    }
+    for (const t of targets)
+      for (const u of lives(t)) {
+        const { samplesMs } = await u.client.call<{ samplesMs: number[] }>('latency', { warmup: 300, samples: LATENCY_SAMPLES, maxMs: 15_000 });
+        u.latencyMs = samplesMs.sort((a, b) => a - b);
+        log(`  ${u.name.padEnd(10)} p50 ${fmt(percentile(u.latencyMs, 0.5), 3)} ms, p99 ${fmt(percentile(u.latencyMs, 0.99), 3)} ms (${samplesMs.length} samples)`);
+      }
 
     log(`Throughput, ${ROOMS} rooms ping-ponging, ${REPS} × ${RUN_MS / 1000} s each, interleaved…`);
     await interleave(targets);
 
-    log('MCP door (/mcp) against the HTTP door, same Parley process…');
-    await parley.client.call('mcpThroughput', { rooms: ROOMS, durationMs: 1_000 });
-    mcp.latencyMs = (await parley.client.call<{ samplesMs: number[] }>('mcpLatency', { warmup: 100, samples: MCP_LATENCY_SAMPLES, maxMs: 15_000 })).samplesMs.sort((a, b) => a - b);
+    // A Parley process of their own, so the Parley target and its twin keep the same history.
+    log('MCP door (/mcp) against the HTTP door, one Parley process of their own…');
+    const doors = await startTarget('doors', 'parley');
+    await doors.client.call('throughput', { rooms: ROOMS, durationMs: 1_000 });
+    await doors.client.call('mcpThroughput', { rooms: ROOMS, durationMs: 1_000 });
+    mcp.latencyMs = (await doors.client.call<{ samplesMs: number[] }>('mcpLatency', { warmup: 100, samples: MCP_LATENCY_SAMPLES, maxMs: 15_000 })).samplesMs.sort((a, b) => a - b);
     log(`  mcp        p50 ${fmt(percentile(mcp.latencyMs, 0.5), 3)} ms, p99 ${fmt(percentile(mcp.latencyMs, 0.99), 3)} ms (${mcp.latencyMs.length} samples)`);
     const floor = await startTarget('mcp floor', 'mcp-floor');
     await floor.client.call('mcpFloorThroughput', { rooms: ROOMS, durationMs: 1_000 });
     for (let i = 0; i < REPS; i++) {
-      for (const [runs, t, cmd, name] of [[mcp.http, parley, 'throughput', 'http door'], [mcp.mcp, parley, 'mcpThroughput', 'mcp door'], [mcp.floor, floor, 'mcpFloorThroughput', 'sdk floor']] as const) {
+      for (const [runs, t, cmd, name] of [[mcp.http, doors, 'throughput', 'http door'], [mcp.mcp, doors, 'mcpThroughput', 'mcp door'], [mcp.floor, floor, 'mcpFloorThroughput', 'sdk floor']] as const) {
         const run = await throughputRun(t, undefined, cmd);
         runs.push(run);
         log(`  ${name.padEnd(10)} run ${i + 1}: ${fmt(run.msgsPerS, 0)} msgs/s, server ${fmt(run.serverCpuUsPerMsg, 1)} µs CPU/msg, client busy ${fmt(run.clientCpuShare * 100, 0)} %`);
       }
     }
-    floor.client.proc.kill();
-    await floor.server.call('exit').catch(() => undefined);
+    for (const t of [floor, doors]) {
+      t.client.proc.kill();
+      await t.server.call('exit').catch(() => undefined);
+    }
 
     // Idle rooms are opened for two targets at a time: 10,000 held sockets per target slow the whole
     // machine, so each comparison is made with the same background (Parley against the null relay;
     // then the acking and Redis targets, each against its own figures without idle rooms).
     for (const group of [[nul, parley], onRedis ? [acking, onRedis] : [acking]]) {
       // The idle runs come minutes after the first ones, and this shared machine's speed drifts by
-      // more than the target in that time (both relays alike). So each relay also gets a twin: the
-      // same relay in a fresh process without idle rooms, warmed up as long as the first runs took,
-      // whose runs are interleaved with the idle runs; the loss is then measured against it.
-      const twins: Target[] = [];
-      for (const t of group.filter((g) => g.kind !== 'parley-redis')) twins.push((t.twin = await startTarget(`${t.name} twin`, t.kind, undefined, t.acking)));
-      for (const tw of twins) await tw.client.call('throughput', { rooms: ROOMS, durationMs: TWIN_WARM_MS });
+      // more than the target in that time (both relays alike). So each idle run is paired with a run
+      // of the target's twin (same history, no idle rooms) made next to it.
+      const twins = group.flatMap((t) => (t.twin ? [t.twin] : []));
       log(`Opening ${fmt(IDLE_ROOMS, 0)} idle rooms for ${group.map((t) => t.name).join(' and ')}, both sides holding a /wait…`);
       for (const t of group) {
         t.rssBefore = await t.server.call<ServerStats>('stats');
@@ -320,6 +331,8 @@ async function main(): Promise<void> {
         log(`  ${t.name.padEnd(10)} ${fmt(t.rssIdle.connections, 0)} connections open; RSS ${fmt(t.rssBefore.rss / 2 ** 20, 1)} → ${fmt(t.rssIdle.rss / 2 ** 20, 1)} MiB, heap used ${fmt(t.rssBefore.heapUsed / 2 ** 20, 1)} → ${fmt(t.rssIdle.heapUsed / 2 ** 20, 1)} MiB (of ${fmt(t.rssIdle.heapTotal / 2 ** 20, 1)}), external ${fmt(t.rssBefore.external / 2 ** 20, 1)} → ${fmt(t.rssIdle.external / 2 ** 20, 1)} MiB`);
       }
       log(`Throughput, ${ROOMS} rooms, with the ${fmt(IDLE_ROOMS, 0)} idle rooms present, interleaved with the twins (no idle rooms)…`);
+      // One unrecorded run each first: the twins sat idle while the idle rooms were being opened.
+      for (const t of group) for (const u of lives(t)) await u.client.call('throughput', { rooms: ROOMS, durationMs: RUN_MS });
       await interleavePairs(group);
       for (const tw of twins) {
         tw.client.proc.kill();
@@ -336,10 +349,11 @@ async function main(): Promise<void> {
       await sleep(2_000); // the closed sockets drain before the next group opens its own
     }
   } finally {
-    for (const t of targets) {
+    for (const t of targets.flatMap(lives)) {
       t.client.proc.kill();
       t.idler?.proc.kill();
-      await t.server.call('exit').catch(() => undefined);
+      // Twins whose group is done have exited already; a send to them would throw.
+      if (t.server.proc.connected) await t.server.call('exit').catch(() => undefined);
     }
     redis?.stop();
   }
@@ -397,7 +411,7 @@ async function main(): Promise<void> {
     `Both relays run tsc's output, as \`npm start\` does. Each relay runs in its own process with its own load-generating client process (node:http, keep-alive agent), and the same client code drives both. ` +
     `Latency is one room, from the start of \`/send\` to the end of the partner's already-held \`/wait\` response (${LATENCY_SAMPLES} samples after warm-up). ` +
     `Throughput is ${ROOMS} rooms whose two sides ping-pong continuously for ${RUN_MS / 1000} s; each message is one \`/send\` and one \`/wait\` answer; runs of the two relays are interleaved and the best of ${REPS} is kept, so the ratios come from the same conditions (server CPU per message: the server process's user + system CPU time over a run divided by the messages relayed, lowest of the runs). ` +
-    `The idle figures add ${fmt(IDLE_ROOMS, 0)} paired rooms whose both sides hold a \`/wait\` (${fmt(2 * IDLE_ROOMS, 0)} open sockets, held by a process of their own, as agents on other machines would hold them, not by the load client), then repeat the throughput runs, interleaved with the runs of a twin: the same relay in a fresh process without idle rooms, warmed up for ${TWIN_WARM_MS / 1000} s; each of ${IDLE_REPS} runs is paired with a twin's run made next to it, and the throughput lost is the median over the pairs, since this shared machine's speed drifts between the first runs and the idle ones and even from one run to the next (the best run against the twin's best, and the loss against the first runs, are shown too). RSS per idle room is the server process's RSS after a forced GC with the idle rooms open, minus its RSS just before opening them, divided by ${fmt(IDLE_ROOMS, 0)}. ` +
+    `The idle figures add ${fmt(IDLE_ROOMS, 0)} paired rooms whose both sides hold a \`/wait\` (${fmt(2 * IDLE_ROOMS, 0)} open sockets, held by a process of their own, as agents on other machines would hold them, not by the load client), then repeat the throughput runs, interleaved with the runs of a twin: the same relay in a process of its own, started with it, that has done everything the target did, right after it (warm-up, latency and throughput runs, and sitting idle while other relays ran), except for the idle rooms; after the idle rooms are opened, target and twin each make one unrecorded run, then each of ${IDLE_REPS} runs is paired with a twin's run made next to it, and the throughput lost is the median over the pairs, since this shared machine's speed drifts between the first runs and the idle ones and even from one run to the next (the best run against the twin's best, and the loss against the first runs, are shown too). RSS per idle room is the server process's RSS after a forced GC with the idle rooms open, minus its RSS just before opening them, divided by ${fmt(IDLE_ROOMS, 0)}. ` +
     `${clientNote} Absolute numbers depend on the machine; the ratios are the point.`;
 
   let redisTable = '';
