@@ -168,11 +168,13 @@ async function throughput(args: { rooms: number; durationMs: number }): Promise<
 }
 
 const idleRequests: ClientRequest[] = [];
+const idleRooms: Room[] = [];
 let idleAnswered = 0;
 
 /** `rooms` more rooms whose both sides hold a /wait that nothing will answer during the bench. */
 async function idleOpen(args: { rooms: number; holdS: number; batch: number }): Promise<{ held: number }> {
   const rooms = await pairs(args.rooms);
+  idleRooms.push(...rooms);
   const tokens = rooms.flatMap((r) => [r.host, r.joiner]);
   for (let i = 0; i < tokens.length; i += args.batch) {
     // Batches, each flushed before the next, so the server's accept backlog never overflows.
@@ -205,6 +207,26 @@ function idleClose(): { answeredEarly: number } {
   return { answeredEarly: idleAnswered };
 }
 
+/**
+ * Both sides of every idle room leave it, and whatever poll is still held is dropped: a twin's
+ * agents open the rooms its target's agents open, as the target's do, and then end them, so the
+ * twin has done the same work but holds nothing.
+ */
+async function idleLeave(): Promise<{ left: number }> {
+  const rooms = idleRooms.splice(0);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 64 }, async () => {
+      while (next < rooms.length) {
+        const r = rooms[next++];
+        for (const token of [r.host, r.joiner]) expectOk(await call('POST', '/leave', { token }), 'leave');
+      }
+    }),
+  );
+  for (const r of idleRequests.splice(0)) r.destroy();
+  return { left: rooms.length };
+}
+
 const mcp = mcpLoad(base, nextMessage, stopMessage, STOP, cpuUs);
 
 const commands: Record<string, (args: any) => unknown> = {
@@ -215,6 +237,7 @@ const commands: Record<string, (args: any) => unknown> = {
   mcpFloorThroughput: mcp.mcpFloorThroughput,
   idleOpen,
   idleClose,
+  idleLeave,
   idleStatus: () => ({ held: idleRequests.length, answeredEarly: idleAnswered }),
 };
 

@@ -1,7 +1,8 @@
 /**
  * The "null relay": the least a long-poll relay can do with Parley's request shapes, as the
  * benchmark's yardstick. A bare node:http server that pairs two bearer tokens and forwards
- * POST /send bodies into the partner's queue or pending GET /wait; no framing, no store,
+ * POST /send bodies into the partner's queue or pending GET /wait, and forgets a side on POST
+ * /leave; no framing, no store,
  * no limits, no loop detection. Each held wait has its own timeout timer, as any long-poll needs.
  */
 import { randomBytes } from 'node:crypto';
@@ -66,6 +67,13 @@ export function createNullRelay(): Server {
         if (!me.partner) return reply(res, 503, '{"error":"Partner not connected","code":"partner_not_connected"}');
         deliver(me.partner, Buffer.concat(chunks).toString());
         return reply(res, 200, 'DELIVERED', 'text/plain');
+      }
+      if (req.method === 'POST' && path === '/leave') {
+        // As Parley's: the side is gone, its held wait is answered, its partner is left alone.
+        sides.delete((req.headers.authorization ?? '').slice(7));
+        if (me.partner) me.partner.partner = null;
+        if (me.waiter) deliver(me, 'left');
+        return reply(res, 200, '{"status":"left"}');
       }
       if (req.method === 'GET' && path === '/wait') {
         if (me.waiter) return reply(res, 409, '{"error":"Wait already pending","code":"wait_pending"}');

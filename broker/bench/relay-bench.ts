@@ -33,6 +33,7 @@ const LATENCY_SAMPLES = 3_000;
 const MCP_LATENCY_SAMPLES = 1_000;
 // Longer than the whole idle phase, so nothing answers the held polls before the bench is done.
 const IDLE_HOLD_S = 300;
+const IDLE_ROUND = 500;
 const README_FILE = '/tmp/readme-bench.md';
 // BENCH_PROFILE_DIR=dir: also write there a CPU profile of each server during one extra throughput run per phase.
 const PROFILE_DIR = process.env.BENCH_PROFILE_DIR;
@@ -318,24 +319,37 @@ async function main(): Promise<void> {
       // more than the target in that time (both relays alike). So each idle run is paired with a run
       // of the target's twin (same history, no idle rooms) made next to it.
       const twins = group.flatMap((t) => (t.twin ? [t.twin] : []));
-      log(`Opening ${fmt(IDLE_ROOMS, 0)} idle rooms for ${group.map((t) => t.name).join(' and ')}, both sides holding a /wait…`);
+      log(`Opening ${fmt(IDLE_ROOMS, 0)} idle rooms for ${group.map((t) => t.name).join(' and ')}, both sides holding a /wait (the twins' agents open as many and end them)…`);
       for (const t of group) {
         t.rssBefore = await t.server.call<ServerStats>('stats');
         if (t === onRedis) t.redisBefore = await redis!.used();
-        t.idler = await idleAgents(t);
-        const { held } = await t.idler.call<{ held: number }>('idleOpen', { rooms: IDLE_ROOMS, holdS: IDLE_HOLD_S, batch: 500 });
+        for (const u of lives(t)) u.idler = await idleAgents(u);
+      }
+      // In rounds, each target's then its twin's, so a twin does its target's work at the same
+      // moments: opening rooms makes garbage and leaves the hot path unused, after which a process
+      // runs slower for a while. The twin's agents then leave their rooms, so it holds none.
+      for (let opened = 0; opened < IDLE_ROOMS; opened += IDLE_ROUND)
+        for (const t of group)
+          for (const u of lives(t)) {
+            await u.idler!.call('idleOpen', { rooms: IDLE_ROUND, holdS: IDLE_HOLD_S, batch: 500 });
+            if (u !== t) await u.idler!.call('idleLeave');
+          }
+      for (const t of group) {
+        const { held } = await t.idler!.call<{ held: number }>('idleStatus');
         await waitForConnections(t, held);
         await sleep(1_000); // let the last requests be parsed and parked
         t.rssIdle = await t.server.call<ServerStats>('stats');
         if (t === onRedis) t.redisIdle = await redis!.used();
         log(`  ${t.name.padEnd(10)} ${fmt(t.rssIdle.connections, 0)} connections open; RSS ${fmt(t.rssBefore.rss / 2 ** 20, 1)} → ${fmt(t.rssIdle.rss / 2 ** 20, 1)} MiB, heap used ${fmt(t.rssBefore.heapUsed / 2 ** 20, 1)} → ${fmt(t.rssIdle.heapUsed / 2 ** 20, 1)} MiB (of ${fmt(t.rssIdle.heapTotal / 2 ** 20, 1)}), external ${fmt(t.rssBefore.external / 2 ** 20, 1)} → ${fmt(t.rssIdle.external / 2 ** 20, 1)} MiB`);
+        if (t.twin) log(`  ${t.twin.name.padEnd(10)} ${fmt((await t.twin.server.call<ServerStats>('stats')).connections, 0)} connections open`);
       }
       log(`Throughput, ${ROOMS} rooms, with the ${fmt(IDLE_ROOMS, 0)} idle rooms present, interleaved with the twins (no idle rooms)…`);
-      // One unrecorded run each first: the twins sat idle while the idle rooms were being opened.
+      // One unrecorded run each first, so that each pair starts from the same recent work.
       for (const t of group) for (const u of lives(t)) await u.client.call('throughput', { rooms: ROOMS, durationMs: RUN_MS });
       await interleavePairs(group);
       for (const tw of twins) {
         tw.client.proc.kill();
+        tw.idler?.proc.kill();
         await tw.server.call('exit').catch(() => undefined);
       }
       for (const t of group) {
@@ -411,7 +425,7 @@ async function main(): Promise<void> {
     `Both relays run tsc's output, as \`npm start\` does. Each relay runs in its own process with its own load-generating client process (node:http, keep-alive agent), and the same client code drives both. ` +
     `Latency is one room, from the start of \`/send\` to the end of the partner's already-held \`/wait\` response (${LATENCY_SAMPLES} samples after warm-up). ` +
     `Throughput is ${ROOMS} rooms whose two sides ping-pong continuously for ${RUN_MS / 1000} s; each message is one \`/send\` and one \`/wait\` answer; runs of the two relays are interleaved and the best of ${REPS} is kept, so the ratios come from the same conditions (server CPU per message: the server process's user + system CPU time over a run divided by the messages relayed, lowest of the runs). ` +
-    `The idle figures add ${fmt(IDLE_ROOMS, 0)} paired rooms whose both sides hold a \`/wait\` (${fmt(2 * IDLE_ROOMS, 0)} open sockets, held by a process of their own, as agents on other machines would hold them, not by the load client), then repeat the throughput runs, interleaved with the runs of a twin: the same relay in a process of its own, started with it, that has done everything the target did, right after it (warm-up, latency and throughput runs, and sitting idle while other relays ran), except for the idle rooms; after the idle rooms are opened, target and twin each make one unrecorded run, then each of ${IDLE_REPS} runs is paired with a twin's run made next to it, and the throughput lost is the median over the pairs, since this shared machine's speed drifts between the first runs and the idle ones and even from one run to the next (the best run against the twin's best, and the loss against the first runs, are shown too). RSS per idle room is the server process's RSS after a forced GC with the idle rooms open, minus its RSS just before opening them, divided by ${fmt(IDLE_ROOMS, 0)}. ` +
+    `The idle figures add ${fmt(IDLE_ROOMS, 0)} paired rooms whose both sides hold a \`/wait\` (${fmt(2 * IDLE_ROOMS, 0)} open sockets, held by a process of their own, as agents on other machines would hold them, not by the load client), then repeat the throughput runs, interleaved with the runs of a twin: the same relay in a process of its own, started with it, that has done everything the target did, right after it (warm-up, latency and throughput runs, and sitting idle while other relays ran), except for keeping the idle rooms: the idle rooms are opened in rounds of ${IDLE_ROUND}, each target's then its twin's, and the twin's agents leave theirs at the end of each round; then target and twin each make one unrecorded run, and each of ${IDLE_REPS} runs is paired with a twin's run made next to it, and the throughput lost is the median over the pairs, since this shared machine's speed drifts between the first runs and the idle ones and even from one run to the next (the best run against the twin's best, and the loss against the first runs, are shown too). RSS per idle room is the server process's RSS after a forced GC with the idle rooms open, minus its RSS just before opening them, divided by ${fmt(IDLE_ROOMS, 0)}. ` +
     `${clientNote} Absolute numbers depend on the machine; the ratios are the point.`;
 
   let redisTable = '';
