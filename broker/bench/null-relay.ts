@@ -1,9 +1,9 @@
 /**
  * The "null relay": the least a long-poll relay can do with Parley's request shapes, as the
- * benchmark's yardstick. A bare node:http server that pairs two bearer tokens and forwards
- * POST /send bodies into the partner's queue or pending GET /wait, and forgets a side on POST
- * /leave; no framing, no store,
- * no limits, no loop detection. Each held wait has its own timeout timer, as any long-poll needs.
+ * benchmark's yardstick. A bare node:http server that pairs two bearer tokens, forwards POST
+ * /send bodies into the partner's queue or pending GET /wait, and forgets a side on POST /leave;
+ * no framing, no store, no limits, no loop detection. Each held wait has its own timeout timer,
+ * as any long-poll needs.
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';

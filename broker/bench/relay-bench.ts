@@ -7,11 +7,12 @@
  *
  * Measures: relay latency p50/p99 (one room), msgs/s for 32 rooms ping-ponging, the same with
  * 5,000 idle rooms each holding two long-polls (10,000 sockets, held by a third process), and RSS
- * per idle room.
+ * per idle room. The idle loss is measured against each relay's twin: a process of its own that
+ * does all its target does but keeps no idle room (BENCH_AA=1: the targets keep none either).
  * Where Debian's redis-server is installed, a third target runs Parley on the Redis backend
  * (its own redis-server, no persistence) through the same phases: throughput against the memory
  * backend, and memory per idle room counted in the broker and in Redis. Then the MCP door
- * (/mcp, see mcp-load.ts) against the HTTP door of the same Parley process, and the SDK's own
+ * (/mcp, see mcp-load.ts) against the HTTP door, in a Parley process of their own, and the SDK's own
  * floor: an echo tool on the bare SDK (mcp-floor.ts), driven by the same SDK client.
  * Prints a markdown table for the README (also written to /tmp/readme-bench.md). Exits 0
  * whatever the figures; only a crash fails it.
@@ -33,6 +34,7 @@ const LATENCY_SAMPLES = 3_000;
 const MCP_LATENCY_SAMPLES = 1_000;
 // Longer than the whole idle phase, so nothing answers the held polls before the bench is done.
 const IDLE_HOLD_S = 300;
+// Idle rooms are opened this many at a time, each target's then its twin's (see main).
 const IDLE_ROUND = 500;
 // BENCH_AA=1 checks the idle measure itself: the targets' agents end their rooms as the twins' do,
 // so target and twin differ in nothing and the idle loss should read zero, give or take the noise.
