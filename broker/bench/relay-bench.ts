@@ -346,7 +346,8 @@ async function main(): Promise<void> {
         await sleep(1_000); // let the last requests be parsed and parked
         t.rssIdle = await t.server.call<ServerStats>('stats');
         if (t === onRedis) t.redisIdle = await redis!.used();
-        log(`  ${t.name.padEnd(10)} ${fmt(t.rssIdle.connections, 0)} connections open; RSS ${fmt(t.rssBefore.rss / 2 ** 20, 1)} → ${fmt(t.rssIdle.rss / 2 ** 20, 1)} MiB, heap used ${fmt(t.rssBefore.heapUsed / 2 ** 20, 1)} → ${fmt(t.rssIdle.heapUsed / 2 ** 20, 1)} MiB (of ${fmt(t.rssIdle.heapTotal / 2 ** 20, 1)}), external ${fmt(t.rssBefore.external / 2 ** 20, 1)} → ${fmt(t.rssIdle.external / 2 ** 20, 1)} MiB`);
+        const before = t.rssBefore!;
+        log(`  ${t.name.padEnd(10)} ${fmt(t.rssIdle.connections, 0)} connections open; RSS ${fmt(before.rss / 2 ** 20, 1)} → ${fmt(t.rssIdle.rss / 2 ** 20, 1)} MiB, heap used ${fmt(before.heapUsed / 2 ** 20, 1)} → ${fmt(t.rssIdle.heapUsed / 2 ** 20, 1)} MiB (of ${fmt(t.rssIdle.heapTotal / 2 ** 20, 1)}), external ${fmt(before.external / 2 ** 20, 1)} → ${fmt(t.rssIdle.external / 2 ** 20, 1)} MiB`);
         if (t.twin) log(`  ${t.twin.name.padEnd(10)} ${fmt((await t.twin.server.call<ServerStats>('stats')).connections, 0)} connections open`);
       }
       log(`Throughput, ${ROOMS} rooms, with the ${fmt(IDLE_ROOMS, 0)} idle rooms present, interleaved with the twins (no idle rooms)…`);
